@@ -1,0 +1,327 @@
+//! Verified reads: stream a data file while checking it against its commit record.
+//!
+//! # Guarantees
+//!
+//! Every read opens the files by path, so NFS close-to-open consistency applies: the
+//! reader sees what the server had when it opened the file, never a cached copy of
+//! an older open.
+//!
+//! A verified read returns data whose size and crc32c match the commit record, and a
+//! weight equal to the one in that record. A mismatch means the reader caught a
+//! writer between its renames (or the file was changed behind fedota-store's back):
+//! the read starts again from the record, with backoff, up to
+//! [`RetryPolicy::attempts`] times, and then fails with [`Error::Inconsistent`]. A
+//! stale NFS file handle (`ESTALE`) and a data file that vanished under a record are
+//! retried the same way.
+//!
+//! A file without a record (written by an older service) is read as it is and
+//! reported as unverified: [`Snapshot::record`] is `None`.
+//!
+//! # Caveats
+//!
+//! The data reaches the caller's closure before its checksum is known. A closure
+//! must treat what it read as provisional until the read returns `Ok`, and must be
+//! able to start again (it is called once per attempt).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{self, Error};
+use crate::layout::Artifact;
+use crate::record::{self, CommitRecord};
+use crate::weight;
+
+/// How often and how patiently a read retries a mismatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// How many times to read, in all. At least 1.
+    pub attempts: u32,
+    /// The pause after the first failed attempt. It doubles after each one.
+    pub initial_backoff: Duration,
+    /// The longest pause between two attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Eight attempts, pausing 10 ms, then 20 ms, and so on up to 500 ms: about 1.1 s
+    /// of waiting in all, enough to ride out a commit of a few hundred MiB.
+    fn default() -> Self {
+        Self {
+            attempts: 8,
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause after failed attempt number `attempt` (counting from 1).
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// What a read produced, with what is known about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Snapshot<T> {
+    /// What the caller's closure returned for the verified attempt.
+    pub value: T,
+    /// The commit record the data was verified against; `None` for a file without
+    /// one (written by an older service), which was read unverified.
+    pub record: Option<CommitRecord>,
+    /// The weight, for aggregates and client updates.
+    pub weight: Option<u64>,
+}
+
+impl<T> Snapshot<T> {
+    /// Whether the data was checked against a commit record.
+    pub fn is_verified(&self) -> bool {
+        self.record.is_some()
+    }
+
+    /// The round from the commit record, if there is one.
+    pub fn round(&self) -> Option<crate::Round> {
+        self.record.as_ref().map(|r| r.round)
+    }
+
+    /// Applies `f` to the value, keeping what is known about it.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Snapshot<U> {
+        Snapshot {
+            value: f(self.value),
+            record: self.record,
+            weight: self.weight,
+        }
+    }
+}
+
+/// What a read requires of the record beyond matching the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// Any round; a file without a record is read unverified.
+    Anything,
+    /// This round exactly; a file without a record is refused.
+    Round(crate::Round),
+}
+
+/// Reads `artifact`, calling `f` with a reader of its data, verifying as described in
+/// the [module docs](self).
+pub(crate) fn read_artifact<T>(
+    artifact: &Artifact,
+    expect: Expect,
+    policy: &RetryPolicy,
+    op: &str,
+    mut f: impl FnMut(&mut dyn Read) -> io::Result<T>,
+) -> Result<Snapshot<T>, Error> {
+    let attempts = policy.attempts.max(1);
+    let mut attempt = 1;
+
+    loop {
+        let error = match read_once(artifact, expect, op, &mut f) {
+            Ok(snapshot) => return Ok(snapshot),
+            Err(Failure::Final(e)) => return Err(e),
+            Err(Failure::Retry(e)) => e,
+        };
+
+        if attempt >= attempts {
+            tracing::warn!(path = %artifact.data_path().display(), attempts, error = %error, "read gave up");
+            return Err(Error::Inconsistent {
+                op: op.to_owned(),
+                path: artifact.data_path(),
+                attempts,
+                last: Box::new(error),
+            });
+        }
+
+        let pause = policy.backoff(attempt);
+        tracing::debug!(path = %artifact.data_path().display(), attempt, error = %error, ?pause, "read again");
+        std::thread::sleep(pause);
+        attempt += 1;
+    }
+}
+
+/// Why one attempt failed.
+enum Failure {
+    /// Reading again may succeed.
+    Retry(Error),
+    /// It will not.
+    Final(Error),
+}
+
+impl From<Error> for Failure {
+    /// Sorts an error: a stale NFS file handle may go away on the next open; anything
+    /// else from the operating system, or a bad record or weight, will not.
+    fn from(e: Error) -> Self {
+        match &e {
+            Error::Io { source, .. } if crate::fsutil::is_stale_handle(source) => Failure::Retry(e),
+            _ => Failure::Final(e),
+        }
+    }
+}
+
+/// One attempt: record, then data, then weight.
+fn read_once<T>(
+    artifact: &Artifact,
+    expect: Expect,
+    op: &str,
+    f: &mut impl FnMut(&mut dyn Read) -> io::Result<T>,
+) -> Result<Snapshot<T>, Failure> {
+    let data_path = artifact.data_path();
+
+    // The record first: it names the one version the data must match.
+    let record = record::read(&artifact.record_path(), artifact.name(), op)?;
+    match (&record, expect) {
+        (None, Expect::Round(_)) if data_path.exists() => {
+            return Err(Failure::Final(Error::Unrecorded {
+                op: op.to_owned(),
+                path: data_path,
+            }));
+        }
+        (Some(r), Expect::Round(wanted)) if r.round != wanted => {
+            return Err(Failure::Final(Error::StaleRound {
+                op: op.to_owned(),
+                path: data_path,
+                wanted,
+                found: r.round,
+            }));
+        }
+        _ => {}
+    }
+
+    // The data, opened by path for this attempt. A record without its data file
+    // means a writer or a cleanup is between steps: read again.
+    let file = match File::open(&data_path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && record.is_some() => {
+            return Err(Failure::Retry(Error::io(
+                format!("{op}: open"),
+                &data_path,
+                e,
+            )));
+        }
+        Err(e) => return Err(Error::io(format!("{op}: open"), &data_path, e).into()),
+    };
+
+    // Stream it through the closure, then through a sink, since the closure may stop
+    // early and the rest still has to be checked.
+    let mut reader = VerifyingReader {
+        inner: file,
+        crc: 0,
+        size: 0,
+        limit: record.as_ref().map(|r| r.size),
+        overflowed: false,
+    };
+    let result =
+        f(&mut reader).and_then(|value| io::copy(&mut reader, &mut io::sink()).map(|_| value));
+    if let (true, Some(record)) = (reader.overflowed, &record) {
+        return Err(Failure::Retry(Error::Oversized {
+            op: op.to_owned(),
+            path: data_path,
+            expected: record.size,
+            actual: reader.size,
+        }));
+    }
+    let value = result
+        .map_err(|e| error::from_io(e, |e| Error::io(format!("{op}: read"), &data_path, e)))?;
+
+    if let Some(record) = &record {
+        check_data(record, &reader, op, &data_path).map_err(Failure::Retry)?;
+    }
+
+    // The weight last, compared with the record, so an old weight beside new data is
+    // caught.
+    let weight = match artifact.weight_path() {
+        None => None,
+        Some(path) => Some(read_weight(&path, record.as_ref(), op)?),
+    };
+
+    Ok(Snapshot {
+        value,
+        record,
+        weight,
+    })
+}
+
+/// Reads the weight file and checks it against the record.
+fn read_weight(path: &Path, record: Option<&CommitRecord>, op: &str) -> Result<u64, Failure> {
+    let w = match weight::read(path, op) {
+        Ok(w) => w,
+        Err(e) if e.is_not_found() && record.is_some() => return Err(Failure::Retry(e)),
+        Err(e) => return Err(e.into()),
+    };
+
+    if let Some(expected) = record.and_then(|r| r.weight)
+        && w != expected
+    {
+        return Err(Failure::Retry(Error::WeightMismatch {
+            op: op.to_owned(),
+            path: path.to_owned(),
+            expected,
+            found: w,
+        }));
+    }
+    Ok(w)
+}
+
+/// Compares what was read with the record.
+fn check_data(
+    record: &CommitRecord,
+    reader: &VerifyingReader,
+    op: &str,
+    path: &Path,
+) -> Result<(), Error> {
+    if reader.size < record.size {
+        return Err(Error::Truncated {
+            op: op.to_owned(),
+            path: path.to_owned(),
+            expected: record.size,
+            actual: reader.size,
+        });
+    }
+    if reader.crc != record.crc32c {
+        return Err(Error::ChecksumMismatch {
+            op: op.to_owned(),
+            path: path.to_owned(),
+            expected: record.crc32c,
+            actual: reader.crc,
+        });
+    }
+    Ok(())
+}
+
+/// A reader that computes the crc32c and size of what passes through, and refuses to
+/// go past the recorded size.
+struct VerifyingReader {
+    inner: File,
+    crc: u32,
+    size: u64,
+    limit: Option<u64>,
+    overflowed: bool,
+}
+
+impl Read for VerifyingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.size += n as u64;
+
+        if let Some(limit) = self.limit
+            && self.size > limit
+        {
+            self.overflowed = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "longer than its commit record says",
+            ));
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,147 @@
+//! Waiting for other services to commit, by polling.
+//!
+//! NFS has no change notification that reaches other clients (inotify sees only
+//! local changes), so waiting means reading the commit records again, pausing 50 ms,
+//! then twice as long each time up to 1 s. Every wait takes a timeout.
+//!
+//! # Caveats
+//!
+//! On NFS a new commit can become visible to another client late: the client may
+//! keep resolving a name from its lookup and attribute caches until they expire
+//! (`acdirmin`/`acdirmax`, 30 s and 60 s by default). A wait therefore ends up to that
+//! much after the commit, not at once. Mount with a smaller `actimeo` to shorten it.
+
+use std::time::{Duration, Instant};
+
+use crate::coordinator::Coordinator;
+use crate::error::Error;
+use crate::id::{Round, SelectorId};
+use crate::layout::ArtifactKind;
+use crate::store::{AggregateState, Problem};
+
+/// The first pause between two polls.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+/// The longest pause between two polls.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
+/// Calls `poll` until it returns `Some`, pausing with backoff, for at most `timeout`.
+/// `Err` carries the last thing `poll` said was missing.
+fn poll_until<T>(
+    timeout: Duration,
+    mut poll: impl FnMut() -> Result<T, String>,
+) -> Result<T, (Duration, String)> {
+    let started = Instant::now();
+    let mut pause = FIRST_PAUSE;
+
+    loop {
+        let missing = match poll() {
+            Ok(done) => return Ok(done),
+            Err(missing) => missing,
+        };
+
+        let elapsed = started.elapsed();
+        if elapsed >= timeout {
+            return Err((elapsed, missing));
+        }
+
+        std::thread::sleep(pause.min(timeout - elapsed));
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+impl Problem {
+    /// Waits until the global checkpoint has round `round` or later, and returns the
+    /// round it has.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] after `timeout`, saying which round was last seen.
+    pub fn wait_for_global_round(&self, round: Round, timeout: Duration) -> Result<Round, Error> {
+        let path = self.artifact(ArtifactKind::GlobalCheckpoint).data_path();
+
+        poll_until(timeout, || match self.global_round() {
+            Ok(stored) if stored >= round => Ok(stored),
+            Ok(stored) => Err(format!("still at round {stored}")),
+            Err(e) => Err(e.to_string()),
+        })
+        .map_err(|(waited, what)| Error::Timeout {
+            op: format!("wait for the global checkpoint of round {round}"),
+            path,
+            waited,
+            what,
+        })
+    }
+
+    /// Waits until at least `count` selectors have committed their aggregate of round
+    /// `round`, and returns those that have, sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] after `timeout`, naming each selector that was not ready and
+    /// why (missing, or the round its aggregate is from).
+    pub fn wait_for_aggregates(
+        &self,
+        round: Round,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<SelectorId>, Error> {
+        poll_until(timeout, || {
+            let states = self.aggregate_states(round).map_err(|e| e.to_string())?;
+
+            let (ready, waiting): (Vec<_>, Vec<_>) = states
+                .into_iter()
+                .partition(|(_, s)| matches!(s, AggregateState::Ready(_)));
+            if ready.len() >= count {
+                return Ok(ready.into_iter().map(|(id, _)| id).collect());
+            }
+
+            let waiting: Vec<String> = waiting
+                .iter()
+                .map(|(id, s)| format!("{id} ({})", describe(s)))
+                .collect();
+            Err(format!(
+                "{} of {count} aggregates of round {round} ready; not ready: {}",
+                ready.len(),
+                if waiting.is_empty() {
+                    "no other selector directories".to_owned()
+                } else {
+                    waiting.join(", ")
+                }
+            ))
+        })
+        .map_err(|(waited, what)| Error::Timeout {
+            op: format!("wait for {count} aggregates of round {round}"),
+            path: self.dir().to_owned(),
+            waited,
+            what,
+        })
+    }
+}
+
+impl Coordinator {
+    /// Waits until at least `count` selectors have committed their aggregate of round
+    /// `round` (see [`Problem::wait_for_aggregates`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Problem::wait_for_aggregates`].
+    pub fn wait_for_aggregates(
+        &self,
+        round: Round,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<SelectorId>, Error> {
+        self.problem().wait_for_aggregates(round, count, timeout)
+    }
+}
+
+/// Says in a few words why an aggregate is not ready.
+fn describe(state: &AggregateState) -> String {
+    match state {
+        AggregateState::Ready(r) => format!("ready, round {}", r.round),
+        AggregateState::Stale(r) => format!("stale, from round {}", r.round),
+        AggregateState::Missing => "missing".to_owned(),
+        AggregateState::Unrecorded => "no commit record".to_owned(),
+        AggregateState::Unreadable(e) => format!("unreadable: {e}"),
+    }
+}
