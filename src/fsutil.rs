@@ -66,14 +66,26 @@ pub(crate) fn temp_prefix(name: &str) -> String {
 
 /// Creates a temporary file in `dir` with a unique name (`O_EXCL`), for data file
 /// `name`. It is removed when the returned value is dropped, unless persisted.
+///
+/// The file is created with mode 0666 less the umask, as `open(2)` would create the
+/// data file itself, so services running as other users can read it as before.
+/// (tempfile's default is 0600.)
 pub(crate) fn create_temp(
     dir: &Path,
     name: &str,
     op: &str,
 ) -> Result<tempfile::NamedTempFile, Error> {
-    tempfile::Builder::new()
-        .prefix(&temp_prefix(name))
-        .rand_bytes(12)
+    let prefix = temp_prefix(name);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).rand_bytes(12);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+
+    builder
         .tempfile_in(dir)
         .context(format!("{op}: create a temporary file in"), dir)
 }

@@ -53,6 +53,9 @@ use crate::error::{Error, IoContext};
 use crate::fsutil;
 use crate::layout::ProblemLayout;
 
+/// How many times in a row the lock file may turn out replaced before giving up.
+const MAX_REPLACED: u32 = 10;
+
 /// Who holds, or last held, a problem's coordinator lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -120,6 +123,7 @@ impl CoordinatorLock {
         let op = format!("take the coordinator lock of {}", layout.dir().display());
         let started = Instant::now();
         let mut pause = Duration::from_millis(20);
+        let mut replaced = 0;
 
         let file = loop {
             let file = open_lock_file(&path).context(format!("{op}: open"), &path)?;
@@ -129,6 +133,13 @@ impl CoordinatorLock {
                 // lock protects nothing: take it again on what the path names.
                 if same_inode(&file, &path).context(format!("{op}: stat"), &path)? {
                     break file;
+                }
+                replaced += 1;
+                if replaced >= MAX_REPLACED {
+                    let e = io::Error::other(
+                        "the lock file keeps being replaced; something other than fedota-store changes it",
+                    );
+                    return Err(Error::io(op, path, e));
                 }
                 tracing::warn!(path = %path.display(), "lock file was replaced while locking; locking again");
                 continue;
