@@ -125,6 +125,7 @@ pub mod gc;
 pub mod id;
 pub mod layout;
 pub mod lock;
+pub mod mount;
 pub mod read;
 pub mod record;
 mod selector;
