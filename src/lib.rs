@@ -145,3 +145,8 @@ pub use record::{CommitRecord, WriterId};
 pub use selector::Selector;
 pub use store::{AggregateState, CreateOptions, Problem, Store};
 pub use weight::MAX_WEIGHT;
+
+/// The README's code compiles: it is checked as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
