@@ -415,6 +415,23 @@ impl Problem {
         self.read(artifact, Expect::Anything, f)
     }
 
+    /// Reads any artifact of exactly round `round`, verified: what
+    /// `fedota-store cat --round` does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StaleRound`] if the stored artifact has another round,
+    /// [`Error::Unrecorded`] if it has no record; otherwise as for
+    /// [`Problem::read_model`].
+    pub fn read_artifact_of<T>(
+        &self,
+        artifact: &Artifact,
+        round: Round,
+        f: impl FnMut(&mut dyn Read) -> io::Result<T>,
+    ) -> Result<Snapshot<T>, Error> {
+        self.read(artifact, Expect::Round(round), f)
+    }
+
     /// Reads the whole of `artifact` and checks it, returning its size.
     ///
     /// # Errors
