@@ -1,0 +1,126 @@
+//! `init`: create a problem with its model and the global checkpoint of round 0.
+//!
+//! Without `--checkpoint`, `fl_checkpoint` of round 0 is empty: there are no global
+//! weights yet, and services start from `model.h5`. An existing problem is refused
+//! unless `--force` is given, which replaces the model and resets the global
+//! checkpoint to round 0 (selector directories are left alone). The coordinator lock
+//! is held while the files are written, so `init` fails while a coordinator runs.
+//!
+//! # JSON
+//!
+//! ```text
+//! { "command": "init", "schema_version": 1,
+//!   "problem": string, "dir": string,
+//!   "model": CommitRecord, "checkpoint": CommitRecord }
+//! ```
+//!
+//! A `CommitRecord` is the commit record as stored beside the file: `layout`,
+//! `artifact`, `round`, `size`, `crc32c` (a number), `weight` (absent here),
+//! `writer` {`role`, `host`, `pid`, `session`}, `generation`, `committed_at`,
+//! `commit_id`.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use fedota_store::{ArtifactKind, CommitRecord, CreateOptions, Error, ProblemId, Store};
+use serde::Serialize;
+
+use crate::output::{self, Outcome, Output, OutputArgs, Render};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The problem to create
+    #[arg(long, value_name = "ID")]
+    problem: ProblemId,
+
+    /// The model file to store as model.h5 (`-` for stdin)
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+
+    /// The initial global checkpoint, round 0 (`-` for stdin) [default: empty]
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+
+    /// Replace an existing problem's model and reset its checkpoint to round 0
+    #[arg(long)]
+    force: bool,
+
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Serialize)]
+struct InitReport {
+    problem: String,
+    dir: PathBuf,
+    model: CommitRecord,
+    checkpoint: CommitRecord,
+}
+
+pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
+    let store = Store::open(root)?;
+
+    // Stdin can feed one file only.
+    if args.model == Path::new("-") && args.checkpoint.as_deref() == Some(Path::new("-")) {
+        return Err(output::io_error(
+            "read both the model and the checkpoint from",
+            Path::new("-"),
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "stdin can feed only one of them",
+            ),
+        ));
+    }
+
+    let mut model = output::open_input(&args.model, "model")?;
+    let mut checkpoint = match &args.checkpoint {
+        Some(path) => output::open_input(path, "checkpoint")?,
+        None => Box::new(io::empty()),
+    };
+    let options = if args.force {
+        CreateOptions::force()
+    } else {
+        CreateOptions::default()
+    };
+
+    let problem = store.create_problem(&args.problem, &mut model, &mut checkpoint, options)?;
+
+    // Report what was committed, from the records just written.
+    let record = |kind| {
+        let artifact = problem.artifact(kind);
+        problem.record(&artifact)?.ok_or_else(|| Error::Unrecorded {
+            op: "read back the commit record just written".to_owned(),
+            path: artifact.data_path(),
+        })
+    };
+    let report = InitReport {
+        problem: args.problem.to_string(),
+        dir: problem.dir().to_owned(),
+        model: record(ArtifactKind::Model)?,
+        checkpoint: record(ArtifactKind::GlobalCheckpoint)?,
+    };
+    out.report(&report)?;
+    Ok(Outcome::Clean)
+}
+
+impl Render for InitReport {
+    fn render(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "created problem {} in {}",
+            self.problem,
+            self.dir.display()
+        )?;
+        for record in [&self.model, &self.checkpoint] {
+            writeln!(
+                w,
+                "  {:<14} {:>10}  round {}  crc32c {:08x}",
+                record.artifact,
+                output::bytes(record.size),
+                record.round,
+                record.crc32c
+            )?;
+        }
+        Ok(())
+    }
+}
