@@ -1,0 +1,442 @@
+//! The demo end to end: `fl_round` runs a coordinator and selectors as separate
+//! processes over one tree, and the tree it leaves is checked with the library.
+//!
+//! # How the example programs get built
+//!
+//! `cargo test` builds the examples only when no target is named; `cargo test --test
+//! demo` does not. So this file builds the three it runs (`fl_round`, `selector`,
+//! `coordinator`) itself, once per test binary, with the cargo that is building it
+//! (`env!("CARGO")`), this crate's manifest, and this test's profile (release when
+//! debug assertions are off, as under `cargo test --release`). Cargo's JSON messages
+//! say where the executables are, so a custom `CARGO_TARGET_DIR` works too. On a
+//! clean checkout the first test waits for that build.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use fedota_store::{ArtifactKind, ProblemId, SelectorId, Store};
+use serde_json::Value;
+
+/// Longer than any demo here takes, even on a loaded machine; a hang fails the test.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// The example executables, by name.
+fn examples() -> &'static HashMap<String, PathBuf> {
+    static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut command = Command::new(env!("CARGO"));
+        command
+            .args(["build", "--message-format=json-render-diagnostics"])
+            .args([
+                "--manifest-path",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            ])
+            .args(["--example", "fl_round"])
+            .args(["--example", "selector"])
+            .args(["--example", "coordinator"])
+            .stderr(Stdio::inherit());
+        if !cfg!(debug_assertions) {
+            command.arg("--release");
+        }
+        let output = command.output().expect("run cargo build for the examples");
+        assert!(output.status.success(), "building the examples failed");
+
+        let mut found = HashMap::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Ok(message) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if let (Some(name), Some(exe)) = (
+                message["target"]["name"].as_str(),
+                message["executable"].as_str(),
+            ) {
+                found.insert(name.to_owned(), PathBuf::from(exe));
+            }
+        }
+        for name in ["fl_round", "selector", "coordinator"] {
+            assert!(found.contains_key(name), "cargo built no {name} executable");
+        }
+        found
+    })
+}
+
+/// Runs `command` to completion, killing it after [`DEADLINE`].
+fn run(mut command: Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+
+    // Read the pipes on threads so a chatty child never blocks on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).map(|_| buf)
+    });
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("{command:?} did not finish within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    Output {
+        status,
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    }
+}
+
+/// A finished run of `fl_round`: its tree, its output and its JSON summary.
+struct Demo {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    output: Output,
+    summary: Value,
+}
+
+impl Demo {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    fn explain(&self) -> String {
+        format!(
+            "status {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.output.status,
+            self.stdout(),
+            String::from_utf8_lossy(&self.output.stderr)
+        )
+    }
+}
+
+/// Runs `fl_round` with `args` in a new root and parses its summary.
+fn run_demo(args: &[&str], self_build: bool) -> Demo {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let summary_path = dir.path().join("summary.json");
+
+    let mut command = Command::new(&examples()["fl_round"]);
+    command
+        .arg("--root")
+        .arg(&root)
+        .arg("--json-summary")
+        .arg(&summary_path)
+        .args(args);
+    if self_build {
+        // As under `cargo run`: fl_round asks cargo for the other two programs.
+        command.env("CARGO", env!("CARGO"));
+    } else {
+        command.arg("--no-build");
+    }
+
+    let output = run(command);
+    let text = std::fs::read_to_string(&summary_path).unwrap_or_default();
+    let summary = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let demo = Demo {
+        _dir: dir,
+        root,
+        output,
+        summary,
+    };
+    assert!(
+        demo.summary.is_object(),
+        "no JSON summary\n{}",
+        demo.explain()
+    );
+    demo
+}
+
+/// The small demo of the issue: 2 rounds, 2 selectors of 2 clients each. Shared by
+/// the tests that only read its results.
+fn small_demo() -> &'static Demo {
+    static DEMO: OnceLock<Demo> = OnceLock::new();
+    DEMO.get_or_init(|| {
+        run_demo(
+            &["--rounds", "2", "--selectors", "2", "--clients", "2"],
+            true,
+        )
+    })
+}
+
+/// The selectors whose aggregates the coordinator used in round `round`.
+fn used_in(summary: &Value, round: u64) -> Vec<String> {
+    let rounds = summary["rounds"].as_array().expect("rounds");
+    let entry = rounds
+        .iter()
+        .find(|r| r["round"] == round)
+        .unwrap_or_else(|| panic!("no report of round {round}"));
+    entry["used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            // Every aggregate used is of the round being averaged: nothing stale.
+            assert_eq!(u["round"], round, "aggregate of another round used: {u}");
+            u["selector"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// The tensors and metadata of a safetensors file.
+fn safetensors_metadata(bytes: &[u8]) -> HashMap<String, String> {
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes).expect("safetensors");
+    safetensors::SafeTensors::deserialize(bytes).expect("safetensors tensors");
+    metadata.metadata().clone().unwrap_or_default()
+}
+
+#[test]
+fn a_small_federated_run_lowers_the_loss_and_leaves_a_verified_tree() {
+    let demo = small_demo();
+    assert!(demo.output.status.success(), "{}", demo.explain());
+    assert_eq!(demo.summary["ok"], true, "{}", demo.explain());
+
+    // The held-out loss falls with every round.
+    let start = demo.summary["start"]["loss"].as_f64().unwrap();
+    let losses: Vec<f64> = demo.summary["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["evaluation"]["loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 2, "{}", demo.explain());
+    assert!(
+        start > losses[0] && losses[0] > losses[1],
+        "loss did not fall: {start} then {losses:?}"
+    );
+
+    // Both selectors took part in both rounds, and every process ran as its own.
+    for round in 0..2 {
+        assert_eq!(used_in(&demo.summary, round), ["selector-1", "selector-2"]);
+    }
+    let processes = demo.summary["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 3);
+    assert!(
+        processes.iter().all(|p| p["success"] == true),
+        "{processes:?}"
+    );
+
+    // The library, reading the tree on its own, verifies every artifact.
+    let store = Store::open(&demo.root).unwrap();
+    let problem = store.problem(&ProblemId::new("fl-demo").unwrap()).unwrap();
+    let artifacts = problem.artifacts().unwrap();
+    assert_eq!(artifacts.len(), 2 + 2 * (1 + 2), "{artifacts:?}");
+    for artifact in &artifacts {
+        let snapshot = problem
+            .verify(artifact)
+            .unwrap_or_else(|e| panic!("{} does not verify: {e}", artifact.data_path().display()));
+        assert!(snapshot.is_verified(), "{:?}", artifact.kind());
+    }
+    assert_eq!(problem.global_round().unwrap(), 2);
+
+    // Each aggregate weighs what its clients' updates weigh, all of the last round.
+    for selector in ["selector-1", "selector-2"] {
+        let selector = SelectorId::new(selector).unwrap();
+        let aggregate = problem
+            .verify(&problem.artifact(ArtifactKind::Aggregate(selector.clone())))
+            .unwrap();
+        assert_eq!(aggregate.round(), Some(1));
+        let clients: u64 = (1..=2)
+            .map(|c| {
+                let update = problem
+                    .verify(&problem.artifact(ArtifactKind::ClientUpdate(selector.clone(), c)))
+                    .unwrap();
+                assert_eq!(update.round(), Some(1));
+                update.weight.unwrap()
+            })
+            .sum();
+        assert_eq!(aggregate.weight, Some(clients));
+    }
+
+    // The global checkpoint is a safetensors file naming the commits it averaged.
+    let global = problem
+        .read_global_checkpoint(|r| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(r, &mut bytes).map(|_| bytes)
+        })
+        .unwrap();
+    let metadata = safetensors_metadata(&global.value);
+    assert_eq!(metadata["round"], "2");
+    for used in demo.summary["rounds"][1]["used"].as_array().unwrap() {
+        let source = format!(
+            "{}@{}",
+            used["selector"].as_str().unwrap(),
+            used["commit_id"].as_str().unwrap()
+        );
+        assert!(metadata["aggregates"].contains(&source), "{metadata:?}");
+    }
+}
+
+#[test]
+fn a_selector_killed_mid_round_is_left_out_and_its_stale_aggregate_never_used() {
+    let demo = run_demo(
+        &[
+            "--rounds",
+            "3",
+            "--selectors",
+            "2",
+            "--clients",
+            "2",
+            "--kill-selector-at-round",
+            "1",
+            "--aggregate-timeout",
+            "1",
+        ],
+        false,
+    );
+    assert!(demo.output.status.success(), "{}", demo.explain());
+    assert_eq!(demo.summary["ok"], true, "{}", demo.explain());
+
+    // selector-2 died after a client update of round 1, with its aggregate of round 0
+    // still on disk: a stale aggregate the coordinator could have picked up.
+    let killed = &demo.summary["killed"];
+    assert_eq!(killed["selector"], "selector-2", "{}", demo.explain());
+    assert_eq!(killed["round"], 1);
+    assert!(killed["client_updates_committed"].as_u64().unwrap() >= 1);
+    assert_eq!(killed["aggregate_round_on_disk"], 0);
+
+    // The coordinator used it in round 0, waited for it in round 1 until the timeout,
+    // then went on without it, naming it and why; it stayed out in round 2.
+    assert_eq!(used_in(&demo.summary, 0), ["selector-1", "selector-2"]);
+    assert_eq!(used_in(&demo.summary, 1), ["selector-1"]);
+    assert_eq!(used_in(&demo.summary, 2), ["selector-1"]);
+    let round_1 = &demo.summary["rounds"][1];
+    assert_eq!(round_1["timed_out"], true);
+    let skipped = round_1["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["selector"], "selector-2");
+    let reason = skipped[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("stale") && reason.contains("round 0"),
+        "{reason}"
+    );
+
+    // The run still finished all rounds, and the loss still fell.
+    let start = demo.summary["start"]["loss"].as_f64().unwrap();
+    let last = demo.summary["rounds"][2]["evaluation"]["loss"]
+        .as_f64()
+        .unwrap();
+    assert!(last < start, "loss {start} -> {last}");
+
+    // The stale aggregate is still in the tree, intact and of round 0; the final
+    // global checkpoint was averaged from selector-1 alone.
+    let store = Store::open(&demo.root).unwrap();
+    let problem = store.problem(&ProblemId::new("fl-demo").unwrap()).unwrap();
+    let victim = SelectorId::new("selector-2").unwrap();
+    let stale = problem
+        .verify(&problem.artifact(ArtifactKind::Aggregate(victim)))
+        .unwrap();
+    assert_eq!(stale.round(), Some(0));
+    assert_eq!(problem.global_round().unwrap(), 3);
+    for artifact in problem.artifacts().unwrap() {
+        problem.verify(&artifact).unwrap();
+    }
+    let global = problem
+        .read_global_checkpoint(|r| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(r, &mut bytes).map(|_| bytes)
+        })
+        .unwrap();
+    let metadata = safetensors_metadata(&global.value);
+    assert!(
+        metadata["aggregates"].starts_with("selector-1@"),
+        "{metadata:?}"
+    );
+    assert!(
+        !metadata["aggregates"].contains("selector-2"),
+        "{metadata:?}"
+    );
+
+    // And the demo said so on its output.
+    let stdout = demo.stdout();
+    assert!(
+        stdout.contains("killed selector-2 (SIGKILL) in round 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("selector-2 (stale"), "{stdout}");
+}
+
+#[test]
+fn python_reads_the_tree_like_the_existing_services() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: python3 is not installed, so examples/read_tree.py cannot run");
+        return;
+    }
+    let demo = small_demo();
+    assert!(demo.output.status.success(), "{}", demo.explain());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/read_tree.py");
+
+    let mut command = Command::new("python3");
+    command.arg(&script).arg(&demo.root).arg("fl-demo");
+    let output = run(command);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("read 2 selectors; every file parsed"),
+        "{stdout}"
+    );
+
+    // It found the weights the library reads, parsing them with int().
+    let problem = Store::open(&demo.root)
+        .unwrap()
+        .problem(&ProblemId::new("fl-demo").unwrap())
+        .unwrap();
+    for selector in ["selector-1", "selector-2"] {
+        let id = SelectorId::new(selector).unwrap();
+        let weight = problem
+            .verify(&problem.artifact(ArtifactKind::Aggregate(id)))
+            .unwrap()
+            .weight
+            .unwrap();
+        let line = format!("{selector}/fl_agg_checkpoint: weight {weight}, round 1");
+        assert!(stdout.contains(&line), "no {line:?} in\n{stdout}");
+    }
+    assert!(stdout.contains("fl_checkpoint: round 2, bias F32 [1], weight F32 [10]"));
+
+    // A weight file the services could not parse strictly makes it fail.
+    let copy = tempfile::tempdir().unwrap();
+    let problem_copy = copy.path().join("fl-demo");
+    copy_dir(&demo.root.join("fl-demo"), &problem_copy);
+    std::fs::write(
+        problem_copy.join("selector-1/fl_agg_checkpoint_weight"),
+        "12\n",
+    )
+    .unwrap();
+    let mut command = Command::new("python3");
+    command.arg(&script).arg(&problem_copy);
+    let output = run(command);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a plain decimal weight"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
