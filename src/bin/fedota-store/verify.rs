@@ -4,7 +4,8 @@
 //! whole and compared with its commit record: size, crc32c and weight. A file that
 //! does not match is read again a few times, in case a writer was between its
 //! renames (about a second in all), and then reported. The model and the global
-//! checkpoint are expected in every problem; anything else is checked if it exists.
+//! checkpoint are expected in every problem; anything else is checked if its data
+//! file or its commit record exists.
 //!
 //! What is reported:
 //!
@@ -35,7 +36,8 @@
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use fedota_store::{Artifact, ArtifactKind, Error, Problem, ProblemId, Round, Store};
+use fedota_store::layout::{CLIENT_UPDATE_PREFIX, RECORD_PREFIX};
+use fedota_store::{Artifact, ArtifactKind, ClientNo, Error, Problem, ProblemId, Round, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -158,7 +160,42 @@ fn artifacts_of(problem: &Problem) -> Result<Vec<Artifact>, Error> {
             ArtifactKind::Model | ArtifactKind::GlobalCheckpoint
         )
     }));
+
+    // A client update whose data file was deleted is listed by nobody but its record.
+    for selector in problem.selectors()? {
+        for client in recorded_clients(&problem.layout().round_dir(&selector))? {
+            let artifact = problem.artifact(ArtifactKind::ClientUpdate(selector.clone(), client));
+            if !artifact.data_path().exists() {
+                artifacts.push(artifact);
+            }
+        }
+    }
     Ok(artifacts)
+}
+
+/// The client numbers with a commit record in `dir` (a `roundFiles` directory).
+fn recorded_clients(dir: &Path) -> Result<Vec<ClientNo>, Error> {
+    let op = "list the commit records in";
+    let prefix = format!("{RECORD_PREFIX}{CLIENT_UPDATE_PREFIX}");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(output::io_error(op, dir, e)),
+    };
+
+    let mut clients = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(|e| output::io_error(op, dir, e))?.file_name();
+        let digits = name.to_str().and_then(|n| n.strip_prefix(prefix.as_str()));
+        if let Some(no) = digits
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse().ok())
+        {
+            clients.push(no);
+        }
+    }
+    clients.sort_unstable();
+    Ok(clients)
 }
 
 /// Whether to draw a progress bar: only on a terminal, and only for a large tree.
