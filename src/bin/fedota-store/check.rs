@@ -123,6 +123,26 @@ impl FileReport {
         }
     }
 
+    /// Why the file is not ok, for text reports: the error without the operation and
+    /// the path in front, led by the path it is about when that is another file
+    /// (such as the weight file).
+    pub fn reason(&self) -> Option<String> {
+        let error = self.error.as_deref()?;
+        let Some(about) = &self.error_path else {
+            return Some(error.to_owned());
+        };
+
+        let marker = format!("{}: ", about.display());
+        let tail = error
+            .find(&marker)
+            .map_or(error, |at| &error[at + marker.len()..]);
+        if *about == self.path {
+            Some(tail.to_owned())
+        } else {
+            Some(format!("{}: {tail}", about.display()))
+        }
+    }
+
     /// Marks the file stale if its round is neither `global` nor the round before
     /// (see [`is_stale`]).
     pub fn judge_staleness(&mut self, global: Option<Round>) {
@@ -250,6 +270,29 @@ fn describe(kind: &ArtifactKind) -> (&'static str, Option<String>, Option<Client
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fedota_store::{ProblemId, ProblemLayout, SelectorId};
+    use std::path::Path;
+
+    #[test]
+    fn the_reason_drops_the_operation_and_leads_with_another_file() {
+        let layout = ProblemLayout::new(Path::new("/data"), &ProblemId::new("p1").unwrap());
+        let selector = SelectorId::new("s1").unwrap();
+        let mut report = FileReport::new(
+            &layout.artifact(ArtifactKind::Aggregate(selector)),
+            State::Ok,
+        );
+
+        report.error = Some("read it /data/p1/s1/fl_agg_checkpoint: checksum mismatch".into());
+        report.error_path = Some(report.path.clone());
+        assert_eq!(report.reason().unwrap(), "checksum mismatch");
+
+        report.error = Some("read it /data/p1/s1/fl_agg_checkpoint_weight: corrupt".into());
+        report.error_path = Some(PathBuf::from("/data/p1/s1/fl_agg_checkpoint_weight"));
+        assert_eq!(
+            report.reason().unwrap(),
+            "/data/p1/s1/fl_agg_checkpoint_weight: corrupt"
+        );
+    }
 
     #[test]
     fn only_the_current_and_previous_rounds_are_fresh() {

@@ -187,7 +187,7 @@ impl ProblemStatus {
     fn render(&self, w: &mut dyn Write) -> io::Result<()> {
         let layout = self
             .layout_version
-            .map_or("no layout marker (older services)".to_owned(), |v| {
+            .map_or("no layout marker: made by older services".to_owned(), |v| {
                 format!("layout {v}")
             });
         writeln!(
@@ -251,8 +251,8 @@ fn file_line(w: &mut dyn Write, label: &str, f: &FileReport, extra: &str) -> io:
         "  {label:<12} {:<10} {size:>10}{round}{weight}{stale}{extra}",
         f.state.label()
     )?;
-    if let (true, Some(error)) = (f.state.is_problem(), &f.error) {
-        writeln!(w, "               {error}")?;
+    if let (true, Some(reason)) = (f.state.is_problem(), f.reason()) {
+        writeln!(w, "               {reason}")?;
     }
     Ok(())
 }

@@ -228,7 +228,7 @@ impl Render for VerifyReport {
 
             for f in &p.files {
                 if f.state.is_problem() || f.state == check::State::Legacy {
-                    let why = f.error.as_deref().unwrap_or("");
+                    let why = f.reason().unwrap_or_default();
                     writeln!(w, "  {:<11} {}: {why}", f.state.label(), f.path.display())?;
                 } else if f.stale {
                     let round = f.round.map_or("?".to_owned(), |r| r.to_string());
