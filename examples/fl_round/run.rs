@@ -49,14 +49,16 @@ pub fn run(config: &Config) -> Result<bool, Box<dyn Error>> {
     print_header(config, &problem);
 
     // The coordinator first, so it holds the lock before any aggregate appears.
-    let mut procs = vec![spawn_coordinator(&programs, config, &root)?];
+    let mut procs = Children(vec![spawn_coordinator(&programs, config, &root)?]);
     for (i, id) in selectors.iter().enumerate() {
         let victim = config.kill_at.is_some() && i + 1 == selectors.len();
-        procs.push(spawn_selector(&programs, config, &root, id, victim)?);
+        procs
+            .0
+            .push(spawn_selector(&programs, config, &root, id, victim)?);
     }
 
     let started = Instant::now();
-    let outcome = supervise(&mut procs, &problem, config)?;
+    let outcome = supervise(&mut procs.0, &problem, config)?;
     let elapsed = started.elapsed();
 
     // The tree as the processes left it, every data file read and verified.
@@ -240,6 +242,19 @@ struct Proc {
     status: Option<ExitStatus>,
     killed: bool,
     pipe_open: bool,
+}
+
+/// The child processes; any still running when this is dropped, because the demo
+/// stopped on an error, are killed rather than left waiting for a checkpoint.
+struct Children(Vec<Proc>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for proc in self.0.iter_mut().filter(|p| p.status.is_none()) {
+            let _ = proc.child.kill();
+            let _ = proc.child.wait();
+        }
+    }
 }
 
 fn spawn_coordinator(
@@ -439,7 +454,7 @@ fn reap(procs: &mut [Proc], outcome: &mut Outcome) {
     if coordinator_failed {
         for proc in procs.iter_mut().filter(|p| p.status.is_none()) {
             tracing::warn!(process = %proc.name, "the coordinator failed; stopping");
-            let _ = proc.child.kill();
+            proc.killed = proc.child.kill().is_ok();
         }
     }
 }
