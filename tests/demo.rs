@@ -372,6 +372,49 @@ fn a_selector_killed_mid_round_is_left_out_and_its_stale_aggregate_never_used() 
 }
 
 #[test]
+fn the_demo_fails_when_the_coordinator_fails() {
+    // With no patience at all and clients that take a second to start, the
+    // coordinator finds no aggregate of round 0 and gives up.
+    let demo = run_demo(
+        &[
+            "--rounds",
+            "2",
+            "--selectors",
+            "2",
+            "--clients",
+            "1",
+            "--aggregate-timeout",
+            "0",
+            "--client-delay-ms",
+            "1000",
+        ],
+        false,
+    );
+    assert_eq!(demo.output.status.code(), Some(1), "{}", demo.explain());
+    assert_eq!(demo.summary["ok"], false);
+
+    let failures = demo.summary["failures"].as_array().unwrap();
+    assert!(
+        failures[0]
+            .as_str()
+            .unwrap()
+            .starts_with("coordinator exited with"),
+        "{failures:?}"
+    );
+    let stderr = String::from_utf8_lossy(&demo.output.stderr);
+    assert!(
+        stderr.contains("no usable aggregate of round 0"),
+        "{stderr}"
+    );
+
+    // The selectors were stopped rather than left waiting for a checkpoint.
+    let processes = demo.summary["processes"].as_array().unwrap();
+    for selector in &processes[1..] {
+        assert_eq!(selector["killed_by_demo"], true, "{processes:?}");
+    }
+}
+
+#[test]
 fn python_reads_the_tree_like_the_existing_services() {
     if Command::new("python3").arg("--version").output().is_err() {
         eprintln!("skipped: python3 is not installed, so examples/read_tree.py cannot run");
