@@ -37,7 +37,13 @@ pub fn run(config: &Config) -> Result<bool, Box<dyn Error>> {
         }
         None => tempfile::Builder::new()
             .prefix("fedota-demo-")
-            .tempdir()?
+            .tempdir()
+            .map_err(|e| {
+                format!(
+                    "create a directory in {}: {e}",
+                    std::env::temp_dir().display()
+                )
+            })?
             .keep(),
     };
     let store = Store::open(&root)?;
@@ -52,9 +58,8 @@ pub fn run(config: &Config) -> Result<bool, Box<dyn Error>> {
     let mut procs = Children(vec![spawn_coordinator(&programs, config, &root)?]);
     for (i, id) in selectors.iter().enumerate() {
         let victim = config.kill_at.is_some() && i + 1 == selectors.len();
-        procs
-            .0
-            .push(spawn_selector(&programs, config, &root, id, victim)?);
+        let selector = spawn_selector(&programs, config, &root, id, victim)?;
+        procs.0.push(selector);
     }
 
     let started = Instant::now();
@@ -145,11 +150,7 @@ impl Programs {
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
         let mut command = Command::new(cargo);
         command
-            .args([
-                "build",
-                "--quiet",
-                "--message-format=json-render-diagnostics",
-            ])
+            .args(["build", "--message-format=json-render-diagnostics"])
             .args(["--profile", profile, "--manifest-path", manifest])
             .args(["--example", "selector", "--example", "coordinator"])
             .stdin(Stdio::null())
@@ -206,8 +207,11 @@ fn create_problem(store: &Store, config: &Config) -> Result<Problem, Box<dyn Err
             &mut &initial[..],
             CreateOptions::default(),
         )
-        .map_err(|e| {
-            format!("{e} (fl_round needs a root without this problem; pass a fresh --root)").into()
+        .map_err(|e| match e.io_kind() {
+            Some(std::io::ErrorKind::AlreadyExists) => {
+                format!("{e}; fl_round creates the problem, so pass a fresh --root").into()
+            }
+            _ => e.into(),
         })
 }
 
@@ -400,17 +404,12 @@ fn supervise(
             outcome.kill = kill_mid_round(&mut procs[index], problem, round, config.clients)?;
         }
 
-        reap(procs, &mut outcome);
+        reap(procs, &mut outcome, false);
         table.print_ready(procs);
     }
 
     // Every pipe is closed: the processes are exiting. Wait for them.
-    for proc in procs.iter_mut() {
-        if proc.status.is_none() {
-            proc.status = Some(proc.child.wait()?);
-        }
-    }
-    reap(procs, &mut outcome);
+    reap(procs, &mut outcome, true);
     table.print_ready(procs);
 
     outcome.rounds = table.rounds;
@@ -429,17 +428,30 @@ fn supervise(
     Ok(outcome)
 }
 
-/// Records processes that exited; if the coordinator failed, stops the selectors,
-/// which would otherwise wait for a checkpoint that never comes.
-fn reap(procs: &mut [Proc], outcome: &mut Outcome) {
+/// Records processes that exited, waiting for each if `block`; if the coordinator
+/// failed, stops the selectors, which would otherwise wait for a checkpoint that
+/// never comes.
+fn reap(procs: &mut [Proc], outcome: &mut Outcome, block: bool) {
     let mut coordinator_failed = false;
 
     for proc in procs.iter_mut() {
         if proc.status.is_some() {
             continue;
         }
-        let Ok(Some(status)) = proc.child.try_wait() else {
-            continue;
+        let exited = if block {
+            proc.child.wait().map(Some)
+        } else {
+            proc.child.try_wait()
+        };
+        let status = match exited {
+            Ok(Some(status)) => status,
+            Ok(None) => continue,
+            Err(e) => {
+                outcome
+                    .failures
+                    .push(format!("wait for {}: {e}", proc.name));
+                continue;
+            }
         };
         proc.status = Some(status);
         if status.success() || proc.killed {
