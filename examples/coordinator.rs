@@ -241,6 +241,18 @@ fn run_round(
             }
         }
     }
+
+    // A selector that never started has no directory, so it cannot be named.
+    let seen = used.len() + skipped.len();
+    if seen < config.selectors {
+        tracing::warn!(
+            round,
+            seen,
+            configured = config.selectors,
+            "some selectors have no directory in the tree yet"
+        );
+    }
+
     // Weighted FedAvg: each aggregate counts by the samples behind it.
     let next = LogReg::weighted_average(&models).ok_or_else(|| {
         format!("no usable aggregate of round {round} after {wait_ms:.0} ms; cannot go on")
