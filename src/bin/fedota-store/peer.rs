@@ -169,7 +169,7 @@ fn meet(root: &Path, timeout: Duration) -> Result<Pair, Finding> {
         output::age(timeout),
         dir.display()
     );
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
 
     let peer = loop {
         let others = match fresh_hellos(&dir, &me.id, mine, timeout) {
@@ -182,7 +182,7 @@ fn meet(root: &Path, timeout: Duration) -> Result<Pair, Finding> {
 
         match others.as_slice() {
             [one] => break one.clone(),
-            [] if Instant::now() < deadline => std::thread::sleep(POLL),
+            [] if started.elapsed() < timeout => std::thread::sleep(POLL),
             [] => {
                 let _ = fs::remove_file(&hello_path);
                 return Err(Finding::new(
@@ -254,8 +254,8 @@ fn fresh_hellos(
     mine: SystemTime,
     timeout: Duration,
 ) -> io::Result<Vec<Hello>> {
-    let fresh_after = mine.checked_sub(timeout + FRESH_SLACK);
-    let abandoned_before = mine.checked_sub(timeout * 10);
+    let fresh_after = mine.checked_sub(timeout.saturating_add(FRESH_SLACK));
+    let abandoned_before = mine.checked_sub(timeout.saturating_mul(10));
     let mut others = Vec::new();
 
     for entry in fs::read_dir(dir)? {
@@ -297,7 +297,7 @@ impl Pair {
     /// Polls for the peer's signal `step` until the timeout.
     fn wait_for(&self, step: &str) -> Result<Signal, Finding> {
         let path = self.path(step);
-        let deadline = Instant::now() + self.timeout;
+        let started = Instant::now();
 
         loop {
             match fs::read(&path) {
@@ -309,7 +309,7 @@ impl Pair {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return Err(io_failure("read the peer's signal", &path, &e));
                 }
-                Err(_) if Instant::now() >= deadline => {
+                Err(_) if started.elapsed() >= self.timeout => {
                     return Err(Finding::new(
                         "peer-rendezvous",
                         Severity::Fail,
