@@ -56,6 +56,8 @@ usage: fl_round [options]
                                 to be killed pauses at least 100 ms]
   --seed N                      the task's seed [default: 7]
   --json-summary FILE           also write what happened as JSON to FILE
+  --setup-only                  create the problem, print the commands that run its
+                                coordinator and selectors by hand, and exit
   --no-build                    do not run cargo to build selector and coordinator; use the
                                 executables next to this one
 
@@ -78,6 +80,7 @@ pub struct Config {
     client_delay_ms: u64,
     seed: u64,
     json_summary: Option<PathBuf>,
+    setup_only: bool,
     no_build: bool,
 }
 
@@ -124,6 +127,7 @@ fn parse(mut args: Args) -> Result<Config, Box<dyn Error>> {
         client_delay_ms: args.value_or("client-delay-ms", 0)?,
         seed: args.value_or("seed", 7)?,
         json_summary: args.value("json-summary")?,
+        setup_only: args.switch("setup-only"),
         no_build: args.switch("no-build"),
     };
     args.finish()?;

@@ -26,8 +26,6 @@ const TICK: Duration = Duration::from_millis(5);
 /// Runs the demo. `Ok(false)` means it ran to the end but something failed, which
 /// has been printed.
 pub fn run(config: &Config) -> Result<bool, Box<dyn Error>> {
-    let programs = Programs::locate(config.no_build)?;
-
     // A fresh tree, kept afterwards so it can be inspected.
     let root = match &config.root {
         Some(root) => {
@@ -48,6 +46,11 @@ pub fn run(config: &Config) -> Result<bool, Box<dyn Error>> {
     };
     let store = Store::open(&root)?;
     let problem = create_problem(&store, config)?;
+    if config.setup_only {
+        print_manual_commands(config, &root);
+        return Ok(true);
+    }
+    let programs = Programs::locate(config.no_build)?;
 
     let selectors: Vec<SelectorId> = (1..=config.selectors)
         .map(|i| SelectorId::new(format!("selector-{i}")))
@@ -213,6 +216,32 @@ fn create_problem(store: &Store, config: &Config) -> Result<Problem, Box<dyn Err
             }
             _ => e.into(),
         })
+}
+
+/// The commands that run the problem's processes by hand, each in its own terminal
+/// or on its own machine.
+fn print_manual_commands(config: &Config, root: &Path) {
+    let common = format!(
+        "--root {} --problem {} --rounds {}",
+        root.display(),
+        config.problem,
+        config.rounds
+    );
+    println!(
+        "created {}; now start, in any order:",
+        root.join(&config.problem).display()
+    );
+    println!(
+        "  cargo run --release --example coordinator -- {common} --selectors {}",
+        config.selectors
+    );
+    for i in 1..=config.selectors {
+        println!(
+            "  cargo run --release --example selector -- {common} --selector selector-{i} \
+             --clients {}",
+            config.clients
+        );
+    }
 }
 
 fn print_header(config: &Config, problem: &Problem) {
