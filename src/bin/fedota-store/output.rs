@@ -131,8 +131,9 @@ impl Output {
                 schema_version: SCHEMA_VERSION,
                 report: &report,
             };
+            // Best effort: the message is on stderr already, and stdout may be closed.
             if let Ok(text) = serde_json::to_string_pretty(&envelope) {
-                println!("{text}");
+                let _ = writeln!(io::stdout(), "{text}");
             }
         }
         code
