@@ -246,8 +246,8 @@ fn print_manual_commands(config: &Config, root: &Path) {
 
 fn print_header(config: &Config, problem: &Problem) {
     println!(
-        "fedota-store demo: {} rounds, {} selectors x {} clients, each selector and the \
-         coordinator a separate process",
+        "fedota-store demo: {} rounds, {} selectors x {} clients;\n\
+         the coordinator and each selector run as separate processes",
         config.rounds, config.selectors, config.clients
     );
     println!("tree: {}", problem.dir().display());
@@ -258,7 +258,7 @@ fn print_header(config: &Config, problem: &Problem) {
         );
     }
     println!(
-        "\nround r: the selectors train on global checkpoint r; the coordinator averages \
+        "\nround r: the selectors train on global checkpoint r; the coordinator averages\n\
          their aggregates of round r into checkpoint r+1 and evaluates it on held-out data.\n"
     );
     println!(

@@ -133,13 +133,12 @@ pub fn print(problem_dir: &Path, tree: &Tree) {
     }
 
     println!(
-        "  + {} weight files, {} commit records, {} other ({}); {} temporary files left",
+        "  + {} weight files, {} commit records, {} temporary files left",
         tree.weight_files,
         tree.records,
-        tree.other_files.len(),
-        tree.other_files.join(", "),
         tree.temp_files.len()
     );
+    println!("  + {}", tree.other_files.join(", "));
 }
 
 /// The path of `path` below `dir`, with `/` separators.
