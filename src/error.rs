@@ -61,7 +61,7 @@ pub enum Error {
     },
 
     /// The file is shorter than its commit record says: a torn or truncated write.
-    #[error("{op} {}: truncated: {actual} bytes, but its commit record says {expected}", path.display())]
+    #[error("{op}: {}: truncated: {actual} bytes, but its commit record says {expected}", path.display())]
     Truncated {
         /// What was being done.
         op: String,
@@ -74,7 +74,7 @@ pub enum Error {
     },
 
     /// The file is longer than its commit record says.
-    #[error("{op} {}: {actual} bytes or more, but its commit record says {expected}", path.display())]
+    #[error("{op}: {}: {actual} bytes or more, but its commit record says {expected}", path.display())]
     Oversized {
         /// What was being done.
         op: String,
@@ -88,7 +88,7 @@ pub enum Error {
 
     /// The file has the recorded size but not the recorded checksum.
     #[error(
-        "{op} {}: checksum mismatch: crc32c {actual:08x}, but its commit record says {expected:08x}",
+        "{op}: {}: checksum mismatch: crc32c {actual:08x}, but its commit record says {expected:08x}",
         path.display()
     )]
     ChecksumMismatch {
@@ -103,7 +103,7 @@ pub enum Error {
     },
 
     /// A weight file whose content is not an unsigned decimal integer.
-    #[error("{op} {}: corrupt weight {text:?}: expected an unsigned decimal integer", path.display())]
+    #[error("{op}: {}: corrupt weight {text:?}: expected an unsigned decimal integer", path.display())]
     BadWeight {
         /// What was being done.
         op: String,
@@ -115,7 +115,7 @@ pub enum Error {
 
     /// A weight file that disagrees with the commit record of its data file: the two
     /// files belong to different commits.
-    #[error("{op} {}: weight {found}, but its commit record says {expected}", path.display())]
+    #[error("{op}: {}: weight {found}, but its commit record says {expected}", path.display())]
     WeightMismatch {
         /// What was being done.
         op: String,
@@ -128,7 +128,7 @@ pub enum Error {
     },
 
     /// A commit record that is not valid JSON of the expected shape.
-    #[error("{op} {}: malformed commit record: {source}", path.display())]
+    #[error("{op}: {}: malformed commit record: {source}", path.display())]
     BadRecord {
         /// What was being done.
         op: String,
@@ -143,7 +143,11 @@ pub enum Error {
     /// committing faster than the reader can read, or a writer died between the
     /// renames of one commit, or the file was changed by something other than
     /// fedota-store. The next complete commit repairs the second case.
-    #[error("{op} {}: still inconsistent after {attempts} attempts: {last}", path.display())]
+    #[error(
+        "{op}: {}: still inconsistent after {attempts} attempts: {}",
+        path.display(),
+        last_reason(last, path)
+    )]
     Inconsistent {
         /// What was being done.
         op: String,
@@ -158,7 +162,7 @@ pub enum Error {
 
     /// A file has no commit record, so its round and checksum are unknown. Files
     /// written by the older services look like this.
-    #[error("{op} {}: no commit record, so its round is unknown (written by an older service?)", path.display())]
+    #[error("{op}: {}: no commit record, so its round is unknown (written by an older service?)", path.display())]
     Unrecorded {
         /// What was being done.
         op: String,
@@ -167,7 +171,7 @@ pub enum Error {
     },
 
     /// An artifact belongs to another round than the one asked for.
-    #[error("{op} {}: it is from round {found}, not round {wanted}", path.display())]
+    #[error("{op}: {}: it is from round {found}, not round {wanted}", path.display())]
     StaleRound {
         /// What was being done.
         op: String,
@@ -180,7 +184,7 @@ pub enum Error {
     },
 
     /// A coordinator tried to commit a round at or below the stored one.
-    #[error("{op} {}: round {requested} does not move past the stored round {stored}", path.display())]
+    #[error("{op}: {}: round {requested} does not move past the stored round {stored}", path.display())]
     RoundNotAdvanced {
         /// What was being done.
         op: String,
@@ -194,7 +198,7 @@ pub enum Error {
 
     /// This coordinator's lock generation is no longer the newest: another coordinator
     /// took the lock after it, so its writes are refused.
-    #[error("{op} {}: fenced: this coordinator holds generation {ours}, but generation {current} has taken over", path.display())]
+    #[error("{op}: {}: fenced: this coordinator holds generation {ours}, but generation {current} has taken over", path.display())]
     Fenced {
         /// What was being done.
         op: String,
@@ -207,7 +211,7 @@ pub enum Error {
     },
 
     /// The coordinator lock is held by someone else.
-    #[error("{op} {}: the coordinator lock is held by {}", path.display(), DisplayHolder(holder))]
+    #[error("{op}: {}: held by {}", path.display(), DisplayHolder(holder))]
     LockHeld {
         /// What was being done.
         op: String,
@@ -219,7 +223,7 @@ pub enum Error {
 
     /// Waiting for the coordinator lock ran out of time.
     #[error(
-        "{op} {}: gave up after {}: the coordinator lock is held by {}",
+        "{op}: {}: gave up after {}: held by {}",
         path.display(),
         humantime::format_duration(*waited),
         DisplayHolder(holder)
@@ -236,7 +240,7 @@ pub enum Error {
     },
 
     /// Waiting for other services to commit ran out of time.
-    #[error("{op} {}: timed out after {}: {what}", path.display(), humantime::format_duration(*waited))]
+    #[error("{op}: {}: timed out after {}: {what}", path.display(), humantime::format_duration(*waited))]
     Timeout {
         /// What was being waited for.
         op: String,
@@ -250,7 +254,7 @@ pub enum Error {
 
     /// The tree was written by a newer fedota-store with a layout this one does not
     /// know.
-    #[error("{op} {}: layout version {found}, but this fedota-store knows only up to {supported}", path.display())]
+    #[error("{op}: {}: layout version {found}, but this fedota-store knows only up to {supported}", path.display())]
     UnsupportedLayout {
         /// What was being done.
         op: String,
@@ -304,6 +308,42 @@ impl Error {
         }
     }
 
+    /// The operation that failed, such as "commit fl_checkpoint for round 7".
+    pub fn op(&self) -> Option<&str> {
+        match self {
+            Error::InvalidId { .. } => None,
+            Error::Io { op, .. }
+            | Error::Truncated { op, .. }
+            | Error::Oversized { op, .. }
+            | Error::ChecksumMismatch { op, .. }
+            | Error::BadWeight { op, .. }
+            | Error::WeightMismatch { op, .. }
+            | Error::BadRecord { op, .. }
+            | Error::Inconsistent { op, .. }
+            | Error::Unrecorded { op, .. }
+            | Error::StaleRound { op, .. }
+            | Error::RoundNotAdvanced { op, .. }
+            | Error::Fenced { op, .. }
+            | Error::LockHeld { op, .. }
+            | Error::LockTimeout { op, .. }
+            | Error::Timeout { op, .. }
+            | Error::UnsupportedLayout { op, .. } => Some(op),
+        }
+    }
+
+    /// The message without the operation and the path in front: what went wrong.
+    pub fn reason(&self) -> String {
+        let full = self.to_string();
+
+        let prefix = match (self, self.op(), self.path()) {
+            (Error::Io { .. }, Some(op), Some(path)) => format!("{op} {}: ", path.display()),
+            (_, Some(op), Some(path)) => format!("{op}: {}: ", path.display()),
+            _ => return full,
+        };
+        full.strip_prefix(&prefix)
+            .map_or_else(|| full.clone(), str::to_owned)
+    }
+
     /// Builds an [`Error::Io`].
     pub(crate) fn io(op: impl Into<String>, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
@@ -311,6 +351,16 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// The last mismatch of an [`Error::Inconsistent`], without repeating the path when
+/// it is the same file.
+fn last_reason(last: &Error, path: &Path) -> String {
+    if last.path() == Some(path) {
+        last.reason()
+    } else {
+        last.to_string()
     }
 }
 

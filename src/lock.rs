@@ -120,7 +120,7 @@ impl CoordinatorLock {
     ) -> Result<Self, Error> {
         let path = layout.lock_path();
         let holder_path = layout.holder_path();
-        let op = format!("take the coordinator lock of {}", layout.dir().display());
+        let op = "take the coordinator lock".to_owned();
         let started = Instant::now();
         let mut pause = Duration::from_millis(20);
         let mut replaced = 0;

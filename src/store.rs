@@ -156,9 +156,9 @@ impl Store {
         if init.exists() && !options.force {
             let e = io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                "the problem exists already (use force to replace it)",
+                "the problem exists already (CreateOptions::force, or `fedota-store init --force`, replaces it)",
             );
-            return Err(Error::io(op, layout.dir(), e));
+            return Err(Error::io(format!("{op} at"), layout.dir(), e));
         }
         fsutil::create_dir_all_durable(&init, &op)?;
 

@@ -329,12 +329,16 @@ fn a_mismatch_that_a_writer_repairs_while_the_reader_retries_reads_fine() {
     let weight_path = tree.selector_dir("s1").join("fl_agg_checkpoint_weight");
     fs::write(&weight_path, b"99").unwrap();
 
-    // The "writer" finishes 50 ms into the read.
+    // The "writer" finishes 50 ms into the read. It replaces the weight by rename,
+    // as fedota-store's writers do: an in-place write could show the reader an
+    // empty file, which is corrupt weight text and is not retried.
     let repair = {
         let weight_path = weight_path.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            fs::write(weight_path, b"10").unwrap();
+            let staged = weight_path.with_file_name("weight.staged");
+            fs::write(&staged, b"10").unwrap();
+            fs::rename(staged, weight_path).unwrap();
         })
     };
     let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
