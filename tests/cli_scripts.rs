@@ -454,3 +454,37 @@ fn wait_for_aggregates_names_the_ready_selectors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains(S1), "{}", stderr(&out));
 }
+
+#[test]
+fn cat_writes_into_a_symlinked_output_instead_of_replacing_the_link() {
+    // The same path is taken for /dev/null and FIFOs: a special file is written into,
+    // never renamed over (which once turned /dev/null into a regular file).
+    let tree = Tree::demo();
+    let target = tree.root().join("real-destination");
+    std::fs::write(&target, b"old").unwrap();
+    let link = tree.root().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+
+    let out = tree
+        .cmd()
+        .args([
+            "cat",
+            "--problem",
+            "p1",
+            "aggregate",
+            "--selector",
+            S2,
+            "--output",
+        ])
+        .arg(&link)
+        .output()
+        .unwrap();
+
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let link_meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(
+        link_meta.file_type().is_symlink(),
+        "the link itself was replaced"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"aggregate of s2, round 1");
+}

@@ -32,7 +32,7 @@
 //!   "verified": bool }
 //! ```
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -105,14 +105,14 @@ pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
 
     // Stage the bytes where they cannot be mistaken for the result.
     let (mut staged, named) = match &args.output {
-        Some(path) => {
+        Some(path) if replaceable(path) => {
             let named = stage_beside(path)?;
             let file = named
                 .reopen()
                 .map_err(|e| output::io_error("cat: reopen the staging file", named.path(), e))?;
             (file, Some(named))
         }
-        None => {
+        _ => {
             let file = tempfile::tempfile().map_err(|e| {
                 output::io_error("cat: create a staging file in", &std::env::temp_dir(), e)
             })?;
@@ -142,6 +142,10 @@ pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
             named.persist(path).map_err(|e| {
                 output::io_error("cat: rename the verified copy over", path, e.error)
             })?;
+            path.clone()
+        }
+        (None, Some(path)) => {
+            copy_into(&mut staged, path)?;
             path.clone()
         }
         _ => {
@@ -191,6 +195,30 @@ fn artifact_kind(args: &Args) -> Result<ArtifactKind, Error> {
         Which::Aggregate => ArtifactKind::Aggregate(selector()?),
         Which::Update => ArtifactKind::ClientUpdate(selector()?, args.client.unwrap_or_default()),
     })
+}
+
+/// Whether `--output` may be replaced by rename: it does not exist yet, or it is a
+/// regular file. A device such as `/dev/null`, a FIFO or a symbolic link must be
+/// written into instead, or the rename would replace the special file itself.
+fn replaceable(path: &Path) -> bool {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => meta.is_file(),
+        Err(_) => true,
+    }
+}
+
+/// Copies the verified staging file into `path`, opened for writing as it is.
+fn copy_into(staged: &mut File, path: &Path) -> Result<(), Error> {
+    staged
+        .rewind()
+        .map_err(|e| output::io_error("cat: rewind the staging file for", path, e))?;
+
+    let mut dest =
+        File::create(path).map_err(|e| output::io_error("cat: open the output", path, e))?;
+    io::copy(staged, &mut dest)
+        .and_then(|_| dest.flush())
+        .map_err(|e| output::io_error("cat: write to", path, e))?;
+    Ok(())
 }
 
 /// A temporary file in the destination's directory, so the final rename is atomic.
