@@ -100,7 +100,7 @@ pub(crate) fn sync_and_close(file: File, op: &str, path: &Path) -> Result<(), Er
 }
 
 #[cfg(unix)]
-fn close(file: File) -> io::Result<()> {
+pub(crate) fn close(file: File) -> io::Result<()> {
     use std::os::fd::IntoRawFd;
 
     let fd = file.into_raw_fd();
@@ -115,7 +115,7 @@ fn close(file: File) -> io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn close(file: File) -> io::Result<()> {
+pub(crate) fn close(file: File) -> io::Result<()> {
     drop(file);
     Ok(())
 }

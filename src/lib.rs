@@ -126,6 +126,7 @@ pub mod id;
 pub mod layout;
 pub mod lock;
 pub mod mount;
+pub mod os;
 pub mod read;
 pub mod record;
 mod selector;

@@ -295,7 +295,7 @@ fn same_inode(_file: &File, path: &Path) -> io::Result<bool> {
 }
 
 #[cfg(target_os = "linux")]
-mod sys {
+pub(crate) mod sys {
     //! Open-file-description locks through `fcntl`.
 
     use std::fs::File;
@@ -330,7 +330,7 @@ mod sys {
     }
 
     /// Takes an exclusive OFD lock without waiting. `Ok(false)` if it is held.
-    pub(super) fn try_lock(file: &File) -> io::Result<bool> {
+    pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
         match fcntl(file, libc::F_OFD_SETLK, &mut whole_file(libc::F_WRLCK)) {
             Ok(()) => Ok(true),
             Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
@@ -339,12 +339,12 @@ mod sys {
     }
 
     /// Releases this description's lock.
-    pub(super) fn unlock(file: &File) -> io::Result<()> {
+    pub(crate) fn unlock(file: &File) -> io::Result<()> {
         fcntl(file, libc::F_OFD_SETLK, &mut whole_file(libc::F_UNLCK))
     }
 
     /// Whether another description holds a conflicting lock, without taking one.
-    pub(super) fn is_locked(file: &File) -> io::Result<bool> {
+    pub(crate) fn is_locked(file: &File) -> io::Result<bool> {
         let mut fl = whole_file(libc::F_WRLCK);
         fcntl(file, libc::F_OFD_GETLK, &mut fl)?;
         Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
@@ -352,13 +352,13 @@ mod sys {
 }
 
 #[cfg(not(target_os = "linux"))]
-mod sys {
+pub(crate) mod sys {
     //! std's file locks.
 
     use std::fs::{File, TryLockError};
     use std::io;
 
-    pub(super) fn try_lock(file: &File) -> io::Result<bool> {
+    pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
         match file.try_lock() {
             Ok(()) => Ok(true),
             Err(TryLockError::WouldBlock) => Ok(false),
@@ -366,11 +366,11 @@ mod sys {
         }
     }
 
-    pub(super) fn unlock(file: &File) -> io::Result<()> {
+    pub(crate) fn unlock(file: &File) -> io::Result<()> {
         file.unlock()
     }
 
-    pub(super) fn is_locked(file: &File) -> io::Result<bool> {
+    pub(crate) fn is_locked(file: &File) -> io::Result<bool> {
         let free = try_lock(file)?;
         if free {
             unlock(file)?;

@@ -62,7 +62,6 @@ mod output;
 mod peer;
 mod probes;
 mod status;
-mod sys;
 mod verify;
 mod wait;
 

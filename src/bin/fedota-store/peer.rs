@@ -44,7 +44,8 @@ use std::time::{Duration, Instant, SystemTime};
 use fedota_store::mount::{Finding, Severity};
 use serde::{Deserialize, Serialize};
 
-use crate::{output, sys};
+use crate::output;
+use fedota_store::os;
 
 /// The rendezvous directory under the root.
 pub const RENDEZVOUS_DIR: &str = ".fedota-doctor-peer";
@@ -156,7 +157,7 @@ fn meet(root: &Path, timeout: Duration) -> Result<Pair, Finding> {
 
     let me = Hello {
         id: uuid::Uuid::new_v4().simple().to_string(),
-        host: sys::hostname(),
+        host: os::hostname().to_owned(),
         pid: std::process::id(),
         started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
     };
@@ -337,7 +338,7 @@ impl Pair {
             .write(true)
             .create_new(true)
             .open(&lock_path);
-        let file = match file.and_then(|f| sys::try_lock(&f).map(|taken| (f, taken))) {
+        let file = match file.and_then(|f| os::try_lock(&f).map(|taken| (f, taken))) {
             Ok((f, true)) => f,
             Ok((_, false)) => {
                 let detail = "a new lock file was already locked".to_owned();
@@ -354,7 +355,7 @@ impl Pair {
         let tried = self.wait_for("b-tried")?;
         findings.push(held_here(&tried, &self.peer));
 
-        sys::unlock(&file).map_err(|e| io_failure("unlock", &lock_path, &e))?;
+        os::unlock(&file).map_err(|e| io_failure("unlock", &lock_path, &e))?;
         self.send("a-released", &Signal::new("released", None))?;
 
         let taken = self.wait_for("b-locked")?;
@@ -404,7 +405,7 @@ impl Pair {
         if taken.outcome == "locked" {
             let attempt = self.wait_for("a-tried")?;
             findings.push(held_here(&attempt, &self.peer));
-            let _ = sys::unlock(&file);
+            let _ = os::unlock(&file);
         }
         self.send("b-done", &Signal::new("done", None))
     }
@@ -434,10 +435,10 @@ impl Pair {
 
 /// One try at the lock, released at once if taken: `blocked`, `acquired` or `error`.
 fn attempt(file: &File) -> Signal {
-    match sys::try_lock(file) {
+    match os::try_lock(file) {
         Ok(false) => Signal::new("blocked", None),
         Ok(true) => {
-            let _ = sys::unlock(file);
+            let _ = os::unlock(file);
             Signal::new("acquired", None)
         }
         Err(e) => Signal::new("error", Some(e.to_string())),
@@ -448,7 +449,7 @@ fn attempt(file: &File) -> Signal {
 fn take_within(file: &File, timeout: Duration) -> Signal {
     let started = Instant::now();
     loop {
-        match sys::try_lock(file) {
+        match os::try_lock(file) {
             Ok(true) => {
                 let ms = started.elapsed().as_millis();
                 return Signal::new(
@@ -501,13 +502,13 @@ fn lock_finding(check: &str, tried: &Signal, context: String) -> Finding {
         "blocked" => Finding::new(
             check,
             Severity::Pass,
-            format!("{context} was refused the {}", sys::LOCK_KIND),
+            format!("{context} was refused the {}", os::LOCK_KIND),
             why,
         ),
         "acquired" => Finding::new(
             check,
             Severity::Fail,
-            format!("{context} also got the {}", sys::LOCK_KIND),
+            format!("{context} also got the {}", os::LOCK_KIND),
             "two coordinators on these nodes could both hold the lock and both write \
              fl_checkpoint",
         )

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use fedota_store::mount::{Finding, Severity};
 
-use crate::sys;
+use fedota_store::os;
 
 /// The size of the write probe.
 const WRITE_PROBE_BYTES: usize = 1 << 20;
@@ -41,7 +41,7 @@ const CLOCK_FAIL: Duration = Duration::from_secs(5 * 60);
 pub fn run(root: &Path) -> Vec<Finding> {
     let scratch = root.join(format!(
         ".fedota-doctor.{}.{}.{}",
-        sys::hostname(),
+        os::hostname().to_owned(),
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
@@ -134,7 +134,7 @@ fn write_fsync(dir: &Path) -> Finding {
         .and_then(|mut f| {
             f.write_all(&data)?;
             f.sync_all()?;
-            close(f)
+            os::close(f)
         });
     if let Err(e) = written {
         return step_failed(check, "write, fsync and close", &path, &e, why);
@@ -211,7 +211,7 @@ fn fsync_directory(dir: &Path) -> Finding {
 
     match File::open(dir).and_then(|d| d.sync_all()) {
         Ok(()) => Finding::new(check, Severity::Pass, "fsync of a directory works", why),
-        Err(e) if unsupported(&e) => Finding::new(
+        Err(e) if os::is_dir_sync_unsupported(&e) => Finding::new(
             check,
             Severity::Warn,
             format!("fsync of a directory is refused here: {e}"),
@@ -246,7 +246,7 @@ fn lock_conflict(dir: &Path) -> Finding {
         Finding::new(
             check,
             Severity::Fail,
-            format!("{} of {} refused: {e}", sys::LOCK_KIND, path.display()),
+            format!("{} of {} refused: {e}", os::LOCK_KIND, path.display()),
             "no coordinator can take its lock on this filesystem",
         )
         .with_fix(
@@ -255,7 +255,7 @@ fn lock_conflict(dir: &Path) -> Finding {
         )
     };
 
-    match sys::try_lock(&first) {
+    match os::try_lock(&first) {
         Ok(true) => {}
         Ok(false) => {
             return Finding::new(
@@ -269,10 +269,10 @@ fn lock_conflict(dir: &Path) -> Finding {
     }
 
     // While the first holds it, the second must be refused; once released, not.
-    let blocked = sys::try_lock(&second);
-    let _ = sys::unlock(&first);
-    let after = sys::try_lock(&second);
-    let _ = sys::unlock(&second);
+    let blocked = os::try_lock(&second);
+    let _ = os::unlock(&first);
+    let after = os::try_lock(&second);
+    let _ = os::unlock(&second);
 
     match (blocked, after) {
         (Ok(false), Ok(true)) => Finding::new(
@@ -281,7 +281,7 @@ fn lock_conflict(dir: &Path) -> Finding {
             format!(
                 "an {} through a second open file description was refused while the first \
                  held it, and granted after release",
-                sys::LOCK_KIND
+                os::LOCK_KIND
             ),
             why,
         ),
@@ -290,7 +290,7 @@ fn lock_conflict(dir: &Path) -> Finding {
             Severity::Fail,
             format!(
                 "two open file descriptions both got an {} on {}",
-                sys::LOCK_KIND,
+                os::LOCK_KIND,
                 path.display()
             ),
             "two coordinators could both hold the lock and both write fl_checkpoint",
@@ -350,41 +350,4 @@ fn clock(dir: &Path) -> Finding {
              then give gc an --older-than well above the difference",
         )
     }
-}
-
-/// Whether an fsync error means "not supported on this filesystem".
-fn unsupported(e: &io::Error) -> bool {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::Unsupported | io::ErrorKind::InvalidInput
-    ) {
-        return true;
-    }
-    #[cfg(unix)]
-    if let Some(code) = e.raw_os_error() {
-        return code == libc::EINVAL || code == libc::ENOTSUP || code == libc::EOPNOTSUPP;
-    }
-    false
-}
-
-/// Closes `file`, reporting the error close returns.
-#[cfg(unix)]
-fn close(file: File) -> io::Result<()> {
-    use std::os::fd::IntoRawFd;
-
-    let fd = file.into_raw_fd();
-
-    // SAFETY: `fd` was just taken out of the `File`, which no longer owns it, so it is
-    // closed exactly once, here.
-    if unsafe { libc::close(fd) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(unix))]
-fn close(file: File) -> io::Result<()> {
-    drop(file);
-    Ok(())
 }
