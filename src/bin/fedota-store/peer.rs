@@ -18,9 +18,11 @@
 //!    files.
 //!
 //! A signal is a small JSON file, written to a temporary name and renamed, and found
-//! by polling every 100 ms. Each wait gives up after `--timeout` (default 2 minutes,
-//! longer than NFS's default `acdirmax` of 60 s, which bounds how late one node can
-//! see the other's new file).
+//! by polling every 100 ms. Each poll first opens the rendezvous directory, which makes
+//! an NFS client revalidate it (close-to-open) instead of trusting its cached "no such
+//! file" for up to `acdirmin`. Each wait gives up after `--timeout` (default 2
+//! minutes, longer than NFS's default `acdirmax` of 60 s, in case a mount does not
+//! revalidate on open, as with `nocto`).
 //!
 //! Both sides report the same five findings: `peer-rendezvous`, `peer-host` (a warning
 //! when both run on one host, which proves nothing across nodes), `peer-lock-held-here`
@@ -301,6 +303,7 @@ impl Pair {
         let started = Instant::now();
 
         loop {
+            revalidate(&self.dir);
             match fs::read(&path) {
                 Ok(bytes) => {
                     return serde_json::from_slice(&bytes).map_err(|e| {
@@ -575,6 +578,17 @@ fn write_atomic<T: Serialize>(dir: &Path, path: &Path, value: &T) -> Result<(), 
         let _ = fs::remove_file(&temp);
         io_failure("rename into place", path, &e)
     })
+}
+
+/// Makes this node ask the file server about `dir` again before the next lookup in it.
+///
+/// An NFS client remembers that a name was missing until the directory's attributes
+/// expire from its cache (`acdirmin`, 30 s by default), so a poll for the peer's next
+/// signal could miss it for that long. Opening the directory revalidates its
+/// attributes (close-to-open), and a changed directory drops the remembered misses.
+/// Errors are left to the lookup that follows.
+fn revalidate(dir: &Path) {
+    let _ = File::open(dir);
 }
 
 fn modified(path: &Path) -> io::Result<SystemTime> {
