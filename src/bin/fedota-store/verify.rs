@@ -3,7 +3,7 @@
 //! Each data file (model, global checkpoint, aggregates, client updates) is read
 //! whole and compared with its commit record: size, crc32c and weight. A file that
 //! does not match is read again a few times, in case a writer was between its
-//! renames (about a second in all), and then reported. The model and the global
+//! renames (about five seconds in all), and then reported. The model and the global
 //! checkpoint are expected in every problem; anything else is checked if its data
 //! file or its commit record exists.
 //!
