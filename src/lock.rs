@@ -35,9 +35,11 @@
 //!   that client reboots. The generation check narrows the window in which a stale
 //!   coordinator can write, but a check and a rename are two steps, so it cannot
 //!   close it.
-//! - With the NFS mount options `nolock` or `local_lock=flock|posix|all`, locks never
-//!   reach the server: two nodes can both hold this lock. `fedota-store doctor`
-//!   reports such mounts.
+//! - With the NFS mount options `nolock` or `local_lock=posix|all`, fcntl locks never
+//!   reach the server: two nodes can both hold this lock. `local_lock=flock` keeps
+//!   only `flock` locks local, so the Linux lock still works there while the
+//!   [`File::try_lock`] fallback would not. `fedota-store doctor` reports all of
+//!   these mounts.
 //! - Two mounts on one NFS client share its NFSv4 delegations; measured with
 //!   delegations on, an OFD lock through one mount did not always exclude a lock
 //!   through the other. Separate nodes, as in production, do exclude.
