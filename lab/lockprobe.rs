@@ -68,7 +68,9 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
         "ofd" => Ok(Kind::Ofd),
         "posix" => Ok(Kind::Posix),
         "flock" => Ok(Kind::Flock),
-        other => Err(format!("unknown lock kind {other:?} (want ofd, posix or flock)")),
+        other => Err(format!(
+            "unknown lock kind {other:?} (want ofd, posix or flock)"
+        )),
     }
 }
 
@@ -102,8 +104,18 @@ fn try_lock(file: &File, kind: Kind, path: &str) -> Result<Attempt, String> {
             Err(std::fs::TryLockError::Error(e)) => Err(format!("flock {path}: {e}")),
         },
         Kind::Ofd | Kind::Posix => {
-            let cmd = if matches!(kind, Kind::Ofd) { F_OFD_SETLK } else { F_SETLK };
-            let lock = Flock { l_type: F_WRLCK, l_whence: 0, l_start: 0, l_len: 0, l_pid: 0 };
+            let cmd = if matches!(kind, Kind::Ofd) {
+                F_OFD_SETLK
+            } else {
+                F_SETLK
+            };
+            let lock = Flock {
+                l_type: F_WRLCK,
+                l_whence: 0,
+                l_start: 0,
+                l_len: 0,
+                l_pid: 0,
+            };
             // SAFETY: the descriptor is open for the whole call and `lock` is a
             // valid `struct flock` that outlives it.
             let rc = unsafe { fcntl(file.as_raw_fd(), cmd, &lock as *const Flock) };
@@ -111,20 +123,27 @@ fn try_lock(file: &File, kind: Kind, path: &str) -> Result<Attempt, String> {
                 return Ok(Attempt::Acquired);
             }
             let e = io::Error::last_os_error();
-            if busy(&e) { Ok(Attempt::Blocked) } else { Err(format!("fcntl lock {path}: {e}")) }
+            if busy(&e) {
+                Ok(Attempt::Blocked)
+            } else {
+                Err(format!("fcntl lock {path}: {e}"))
+            }
         }
     }
 }
 
 /// Runs one subcommand and returns the process exit code.
 fn run(args: &[String]) -> Result<u8, String> {
-    let usage = "usage: lockprobe try KIND PATH... | hold KIND SECS READY PATH... | wait KIND SECS PATH";
+    let usage =
+        "usage: lockprobe try KIND PATH... | hold KIND SECS READY PATH... | wait KIND SECS PATH";
     let (verb, kind, rest) = match args {
         [verb, kind, rest @ ..] if !rest.is_empty() => (verb.as_str(), parse_kind(kind)?, rest),
         _ => return Err(usage.to_string()),
     };
     let secs = |s: &String| -> Result<Duration, String> {
-        s.parse().map(Duration::from_secs).map_err(|e| format!("bad SECS {s:?}: {e}"))
+        s.parse()
+            .map(Duration::from_secs)
+            .map_err(|e| format!("bad SECS {s:?}: {e}"))
     };
 
     match (verb, rest) {
