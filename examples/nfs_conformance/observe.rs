@@ -8,10 +8,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fedota_store::Round;
+use fedota_store::{Round, os};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
+
+// ---------------------------------------------------------------------------
+// Checkpoint contents
 
 /// The bytes of the global checkpoint of `round`: a header naming the round, then
 /// `size` bytes in all, each derived from the round and its offset.
@@ -70,7 +73,11 @@ pub(crate) fn now_ns() -> i128 {
 pub(crate) fn server_clock_offset(dir: &Path) -> io::Result<i128> {
     use std::os::unix::fs::MetadataExt;
 
-    let probe = dir.join(format!(".lab-clock-{}-{}", hostname(), std::process::id()));
+    let probe = dir.join(format!(
+        ".lab-clock-{}-{}",
+        os::hostname(),
+        std::process::id()
+    ));
     let before = now_ns();
     fs::write(&probe, b"clock")?;
     let after = now_ns();
@@ -78,12 +85,6 @@ pub(crate) fn server_clock_offset(dir: &Path) -> io::Result<i128> {
     fs::remove_file(&probe)?;
     let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
     Ok(mtime - (before + after) / 2)
-}
-
-/// This host's name.
-pub(crate) fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or_else(|_| "?".to_owned(), |h| h.trim().to_owned())
 }
 
 // ---------------------------------------------------------------------------
