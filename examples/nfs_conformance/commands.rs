@@ -204,6 +204,9 @@ pub(crate) fn commit_loop(
     )))
 }
 
+/// How `read_loop` counts reads that still mismatched after the library's retries.
+const GAVE_UP: &str = "inconsistent after retries";
+
 /// Reads the global checkpoint over and over until it reaches `until`, checking
 /// every read byte for byte. Logs, for each read, the time and the round seen.
 pub(crate) fn read_loop(
@@ -257,7 +260,7 @@ pub(crate) fn read_loop(
             }
             Err(e) => {
                 let class = match &e {
-                    Error::Inconsistent { .. } => "inconsistent after retries".to_owned(),
+                    Error::Inconsistent { .. } => GAVE_UP.to_owned(),
                     e if e.io_kind() == Some(io::ErrorKind::StaleNetworkFileHandle) => {
                         "ESTALE".to_owned()
                     }
@@ -272,6 +275,14 @@ pub(crate) fn read_loop(
         fs::write(log, lines)?;
     }
 
+    // ESTALE, ENOENT and a mismatch must be retried inside the library; giving up
+    // after its retries is a slow writer (reported, not failed), anything else is
+    // an error a reader should never see while a healthy writer commits.
+    let unretried: u64 = errors
+        .iter()
+        .filter(|(class, _)| class.as_str() != GAVE_UP)
+        .map(|(_, n)| n)
+        .sum();
     let summary = format!(
         "{reads} verified reads up to round {last}; retries inside the library: {} ESTALE, {} ENOENT, {} mismatch; errors returned: {errors:?}; clock offset to server {} ms",
         RETRY_STALE.load(Ordering::Relaxed),
@@ -284,6 +295,10 @@ pub(crate) fn read_loop(
             "{} torn or mixed reads, first: {}; {summary}",
             torn.len(),
             torn[0]
+        ))
+    } else if unretried > 0 {
+        Err(format!(
+            "{unretried} reads returned an error other than {GAVE_UP:?}; {summary}"
         ))
     } else if unverified > 0 || backwards > 0 {
         Err(format!(
