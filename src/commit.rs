@@ -27,11 +27,13 @@
 //!   storage (local disk), or acknowledged by the NFS server, which must make them
 //!   stable before it replies to `COMMIT` and to namespace operations.
 //! - Between step 4 and step 6 the record still describes the previous commit, so a
-//!   verifying reader sees a mismatch and reads again. If the writer dies in that
-//!   window, the mismatch stays until the next commit of that artifact; readers then
-//!   get [`Error::Inconsistent`] rather than a torn or mixed version. Readers that
-//!   do not verify (the older services) may meanwhile see the new data with the old
-//!   weight: NFS cannot swap two files in one step.
+//!   verifying reader sees a mismatch. It looks at the record again once it has read
+//!   the data, and takes the new record if it has landed and matches; otherwise it
+//!   reads again (see [`read`](crate::read)). If the writer dies in that window, the
+//!   mismatch stays until the next commit of that artifact; readers then get
+//!   [`Error::Inconsistent`] rather than a torn or mixed version. Readers that do not
+//!   verify (the older services) may meanwhile see the new data with the old weight:
+//!   NFS cannot swap two files in one step.
 //! - Dropping a writer that was not committed removes its temporary file. A writer
 //!   killed outright leaves it behind; readers never look at it, and
 //!   [`Store::remove_temporaries`](crate::Store::remove_temporaries) cleans it up.

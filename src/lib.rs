@@ -59,8 +59,9 @@
 //!
 //! - No reader opening a file by path sees a partial file: rename is atomic.
 //! - A verified read never returns data that is not exactly one committed version,
-//!   nor a weight from another commit. When it catches a writer mid-commit it reads
-//!   again, and after a bounded number of tries returns [`Error::Inconsistent`].
+//!   nor a weight from another commit. When it catches a writer mid-commit it checks
+//!   the data against the record that writer writes last, or reads again, and after a
+//!   bounded number of tries returns [`Error::Inconsistent`].
 //! - A commit that returned `Ok` is durable: data, weight and record were fsynced,
 //!   and the directory too.
 //! - A failed commit leaves the previous version in place, unless it fails after the

@@ -6,13 +6,16 @@
 //! reader sees what the server had when it opened the file, never a cached copy of
 //! an older open.
 //!
-//! A verified read returns data whose size and crc32c match the commit record, and a
-//! weight equal to the one in that record. A mismatch means the reader caught a
-//! writer between its renames (or the file was changed behind fedota-store's back):
-//! the read starts again from the record, with backoff, up to
-//! [`RetryPolicy::attempts`] times, and then fails with [`Error::Inconsistent`]. A
-//! stale NFS file handle (`ESTALE`) and a data file that vanished under a record are
-//! retried the same way.
+//! A verified read returns data whose size and crc32c match a commit record, and a
+//! weight equal to the one in that same record. The record is read before the data
+//! is opened. A mismatch means the reader caught a writer between its renames (or the
+//! file was changed behind fedota-store's back). Since a writer renames the data
+//! first and writes its record last, the reader then reads the record once more: if
+//! a new record was written while the data streamed and the data matches it, the
+//! read is done, and returns that record. Otherwise the read starts again from the
+//! record, with backoff, up to [`RetryPolicy::attempts`] times, and then fails with
+//! [`Error::Inconsistent`]. A stale NFS file handle (`ESTALE`) and a data file that
+//! vanished under a record are retried the same way.
 //!
 //! A file without a record (written by an older service) is read as it is and
 //! reported as unverified: [`Snapshot::record`] is `None`.
@@ -177,25 +180,9 @@ fn read_once<T>(
 ) -> Result<Snapshot<T>, Failure> {
     let data_path = artifact.data_path();
 
-    // The record first: it names the one version the data must match.
+    // The record first: it names the version the data should match.
     let record = record::read(&artifact.record_path(), artifact.name(), op)?;
-    match (&record, expect) {
-        (None, Expect::Round(_)) if data_path.exists() => {
-            return Err(Failure::Final(Error::Unrecorded {
-                op: op.to_owned(),
-                path: data_path,
-            }));
-        }
-        (Some(r), Expect::Round(wanted)) if r.round != wanted => {
-            return Err(Failure::Final(Error::StaleRound {
-                op: op.to_owned(),
-                path: data_path,
-                wanted,
-                found: r.round,
-            }));
-        }
-        _ => {}
-    }
+    check_expected(record.as_ref(), expect, op, &data_path)?;
 
     // The data, opened by path for this attempt. A record without its data file
     // means a writer or a cleanup is between steps: read again.
@@ -233,9 +220,12 @@ fn read_once<T>(
     let value = result
         .map_err(|e| error::from_io(e, |e| Error::io(format!("{op}: read"), &data_path, e)))?;
 
-    if let Some(record) = &record {
-        check_data(record, &reader, op, &data_path).map_err(Failure::Retry)?;
-    }
+    let record = match record {
+        Some(before) => Some(match_record(
+            artifact, before, &reader, expect, op, &data_path,
+        )?),
+        None => None,
+    };
 
     // The weight last, compared with the record, so an old weight beside new data is
     // caught.
@@ -249,6 +239,65 @@ fn read_once<T>(
         record,
         weight,
     })
+}
+
+/// Refuses a record of another round than the one expected, and a file without a
+/// record when a round is expected.
+fn check_expected(
+    record: Option<&CommitRecord>,
+    expect: Expect,
+    op: &str,
+    data_path: &Path,
+) -> Result<(), Failure> {
+    match (record, expect) {
+        (None, Expect::Round(_)) if data_path.exists() => Err(Failure::Final(Error::Unrecorded {
+            op: op.to_owned(),
+            path: data_path.to_owned(),
+        })),
+        (Some(r), Expect::Round(wanted)) if r.round != wanted => {
+            Err(Failure::Final(Error::StaleRound {
+                op: op.to_owned(),
+                path: data_path.to_owned(),
+                wanted,
+                found: r.round,
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The record that the data just read belongs to: `before`, read before the data was
+/// opened, or else the record a writer wrote while the data streamed.
+///
+/// A writer renames its data over the target first and writes the record last, so a
+/// reader that opened the new data under the old record usually finds the new record
+/// in place once it has read the data. Accepting it is sound: the data matched that
+/// record's size and checksum, and the weight is then checked against it too.
+fn match_record(
+    artifact: &Artifact,
+    before: CommitRecord,
+    reader: &VerifyingReader,
+    expect: Expect,
+    op: &str,
+    data_path: &Path,
+) -> Result<CommitRecord, Failure> {
+    let Err(mismatch) = check_data(&before, reader, op, data_path) else {
+        return Ok(before);
+    };
+
+    // Any trouble reading the record again is left to the next attempt, which reads
+    // it first and reports it properly.
+    let after = match record::read(&artifact.record_path(), artifact.name(), op) {
+        Ok(Some(after)) if after.commit_id != before.commit_id => after,
+        _ => return Err(Failure::Retry(mismatch)),
+    };
+    if check_data(&after, reader, op, data_path).is_err() {
+        return Err(Failure::Retry(mismatch));
+    }
+
+    check_expected(Some(&after), expect, op, data_path)?;
+    tracing::debug!(path = %data_path.display(), round = after.round, "the data matched the record written while it was read");
+    Ok(after)
 }
 
 /// Reads the weight file and checks it against the record.

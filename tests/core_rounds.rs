@@ -358,6 +358,139 @@ fn a_mismatch_that_a_writer_repairs_while_the_reader_retries_reads_fine() {
     assert!(attempts > 1, "the read was retried ({attempts} attempts)");
 }
 
+/// Puts `bytes` at `path` by rename, as fedota-store's writers replace files.
+fn replace(path: &std::path::Path, bytes: &[u8]) {
+    let staged = path.with_file_name("replacement.staged");
+    fs::write(&staged, bytes).unwrap();
+    fs::rename(staged, path).unwrap();
+}
+
+/// A single attempt, so a test shows what one read does without retrying.
+fn one_attempt() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 1,
+        ..quick_retry()
+    }
+}
+
+#[test]
+fn a_reader_that_opened_new_data_under_the_old_record_takes_the_record_written_meanwhile() {
+    let tree = Tree::with_retry(one_attempt());
+    let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
+    let record_path = tree.init_dir().join(".fedota-commit.fl_checkpoint");
+
+    coordinator
+        .commit_global_checkpoint(1, &mut &b"global of round 1"[..])
+        .unwrap();
+    let record_1 = fs::read(&record_path).unwrap();
+    coordinator
+        .commit_global_checkpoint(2, &mut &b"global of round 2"[..])
+        .unwrap();
+    let record_2 = fs::read(&record_path).unwrap();
+
+    // The writer of round 2 has renamed its data in but not yet its record. It
+    // writes the record while the reader streams the data.
+    replace(&record_path, &record_1);
+    let mut calls = 0;
+    let read = coordinator
+        .read_global_checkpoint(|r| {
+            calls += 1;
+            replace(&record_path, &record_2);
+            read_bytes(r)
+        })
+        .unwrap();
+
+    assert_eq!(read.value, b"global of round 2");
+    assert_eq!(read.round(), Some(2));
+    assert_eq!(calls, 1, "no second attempt was needed");
+}
+
+#[test]
+fn a_record_written_meanwhile_still_has_to_be_of_the_round_asked_for() {
+    let tree = Tree::with_retry(one_attempt());
+    let selector = tree.store.selector(&tree.id, &selector_id("s1")).unwrap();
+    let dir = tree.selector_dir("s1");
+    let record_path = dir.join(".fedota-commit.fl_agg_checkpoint");
+
+    selector
+        .commit_aggregate(1, 10, &mut &b"aggregate of round 1"[..])
+        .unwrap();
+    let record_1 = fs::read(&record_path).unwrap();
+    selector
+        .commit_aggregate(2, 20, &mut &b"aggregate of round 2"[..])
+        .unwrap();
+    let record_2 = fs::read(&record_path).unwrap();
+
+    // Data and weight of round 2 are in place under the record of round 1; the
+    // record of round 2 lands while the coordinator reads the data.
+    replace(&record_path, &record_1);
+    let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
+    let err = coordinator
+        .read_aggregate(selector.id(), 1, |r| {
+            replace(&record_path, &record_2);
+            read_bytes(r)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::StaleRound {
+                wanted: 1,
+                found: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // Read whatever its round, the same situation gives round 2, with the weight
+    // checked against the record of round 2.
+    replace(&record_path, &record_1);
+    let problem = tree.store.problem(&tree.id).unwrap();
+    let artifact = problem.artifact(ArtifactKind::Aggregate(selector.id().clone()));
+    let read = problem
+        .read_artifact(&artifact, |r| {
+            replace(&record_path, &record_2);
+            read_bytes(r)
+        })
+        .unwrap();
+    assert_eq!(
+        (read.value.as_slice(), read.weight, read.round()),
+        (&b"aggregate of round 2"[..], Some(20), Some(2))
+    );
+}
+
+#[test]
+fn a_record_written_meanwhile_does_not_excuse_data_that_matches_neither() {
+    let tree = Tree::with_retry(one_attempt());
+    let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
+    let init = tree.init_dir();
+    let record_path = init.join(".fedota-commit.fl_checkpoint");
+
+    coordinator
+        .commit_global_checkpoint(1, &mut &b"global of round 1"[..])
+        .unwrap();
+    let record_1 = fs::read(&record_path).unwrap();
+    coordinator
+        .commit_global_checkpoint(2, &mut &b"global of round 2"[..])
+        .unwrap();
+    let record_2 = fs::read(&record_path).unwrap();
+
+    replace(&record_path, &record_1);
+    replace(&init.join("fl_checkpoint"), b"global of round X");
+    let err = coordinator
+        .read_global_checkpoint(|r| {
+            replace(&record_path, &record_2);
+            read_bytes(r)
+        })
+        .unwrap_err();
+
+    let Error::Inconsistent { last, .. } = &err else {
+        panic!("expected Inconsistent, got {err:?}");
+    };
+    assert!(matches!(**last, Error::ChecksumMismatch { .. }), "{last:?}");
+}
+
 #[test]
 fn the_artifact_paths_follow_the_layout_of_the_existing_services() {
     let tree = Tree::new();
