@@ -2,7 +2,8 @@
 //!
 //! NFS has no change notification that reaches other clients (inotify sees only
 //! local changes), so waiting means reading the commit records again, pausing 50 ms,
-//! then twice as long each time up to 1 s. Every wait takes a timeout.
+//! then twice as long each time up to 1 s. Every wait takes a timeout. A long wait
+//! logs what it is still missing every 10 s, as a `tracing` event at `info` level.
 //!
 //! # Caveats
 //!
@@ -23,15 +24,20 @@ use crate::store::{AggregateState, Problem};
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 /// The longest pause between two polls.
 const MAX_PAUSE: Duration = Duration::from_secs(1);
+/// How often a long wait says what it is still waiting for.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-/// Calls `poll` until it returns `Some`, pausing with backoff, for at most `timeout`.
-/// `Err` carries the last thing `poll` said was missing.
+/// Calls `poll` until it returns `Ok`, pausing with backoff, for at most `timeout`.
+/// `Err` carries the last thing `poll` said was missing. `op` names the wait in the
+/// progress events.
 fn poll_until<T>(
+    op: &str,
     timeout: Duration,
     mut poll: impl FnMut() -> Result<T, String>,
 ) -> Result<T, (Duration, String)> {
     let started = Instant::now();
     let mut pause = FIRST_PAUSE;
+    let mut next_report = REPORT_EVERY;
 
     loop {
         let missing = match poll() {
@@ -42,6 +48,12 @@ fn poll_until<T>(
         let elapsed = started.elapsed();
         if elapsed >= timeout {
             return Err((elapsed, missing));
+        }
+
+        // Progress for whoever watches the logs of a long wait.
+        if elapsed >= next_report {
+            tracing::info!(waited_s = elapsed.as_secs(), timeout_s = timeout.as_secs(), %missing, "{op}: still waiting");
+            next_report = elapsed + REPORT_EVERY;
         }
 
         std::thread::sleep(pause.min(timeout - elapsed));
@@ -58,14 +70,15 @@ impl Problem {
     /// [`Error::Timeout`] after `timeout`, saying which round was last seen.
     pub fn wait_for_global_round(&self, round: Round, timeout: Duration) -> Result<Round, Error> {
         let path = self.artifact(ArtifactKind::GlobalCheckpoint).data_path();
+        let op = format!("wait for the global checkpoint of round {round}");
 
-        poll_until(timeout, || match self.global_round() {
+        poll_until(&op, timeout, || match self.global_round() {
             Ok(stored) if stored >= round => Ok(stored),
             Ok(stored) => Err(format!("still at round {stored}")),
             Err(e) => Err(e.to_string()),
         })
         .map_err(|(waited, what)| Error::Timeout {
-            op: format!("wait for the global checkpoint of round {round}"),
+            op,
             path,
             waited,
             what,
@@ -85,7 +98,9 @@ impl Problem {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<SelectorId>, Error> {
-        poll_until(timeout, || {
+        let op = format!("wait for {count} aggregates of round {round}");
+
+        poll_until(&op, timeout, || {
             let states = self.aggregate_states(round).map_err(|e| e.to_string())?;
 
             let (ready, waiting): (Vec<_>, Vec<_>) = states
@@ -110,7 +125,7 @@ impl Problem {
             ))
         })
         .map_err(|(waited, what)| Error::Timeout {
-            op: format!("wait for {count} aggregates of round {round}"),
+            op,
             path: self.dir().to_owned(),
             waited,
             what,
