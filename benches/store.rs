@@ -1,8 +1,9 @@
 //! Throughput and latency of the operations every round performs.
 //!
-//! Run with `cargo bench --bench store`. The numbers depend on the disk: each commit
-//! pays three fsyncs of files and two of the directory, so small commits measure the
-//! disk's flush latency, and large ones its write bandwidth plus crc32c.
+//! Run with `cargo bench --bench store`. The numbers depend on the disk: a commit of
+//! the global checkpoint pays two fsyncs of files (data and record) and two of the
+//! directory, and an aggregate one more for its weight file, so small commits measure
+//! the disk's flush latency, and large ones its write bandwidth plus crc32c.
 
 use std::hint::black_box;
 use std::io::{self, Read};
