@@ -14,7 +14,8 @@
 //! 5. fsyncs the directory;
 //! 6. writes the commit record by the same steps (temporary file, fsync, rename,
 //!    fsync of the directory). The record is written last: it is what makes the
-//!    commit visible to verifying readers.
+//!    commit visible to verifying readers. It keeps the record it replaces, and that
+//!    one's history, as [`CommitRecord::earlier`], read just before step 4.
 //!
 //! The target is never held open while it is renamed over, so NFS never needs to
 //! hide it as `.nfsXXXX` on this client.
@@ -225,13 +226,28 @@ impl ArtifactWriter {
             Err(error) => return Err(self.hand_back(error)),
         };
 
+        // The record about to be replaced, read while it still describes the data
+        // being replaced: the new record keeps it as history. One that cannot be read
+        // only costs the new record its history.
+        let previous = match record::read(
+            &self.artifact.record_path(),
+            self.artifact.name(),
+            &self.op,
+        ) {
+            Ok(previous) => previous,
+            Err(e) => {
+                tracing::warn!(error = %e, "the commit record being replaced is unreadable; the new one starts without history");
+                None
+            }
+        };
+
         // Publish the data. If this fails, nothing has changed for readers.
         let data_path = self.artifact.data_path();
         if let Err(error) = fsutil::rename(&self.temp, &data_path, &self.op) {
             return Err(self.hand_back(error));
         }
 
-        self.finish(weight_temp, &data_path)
+        self.finish(weight_temp, previous, &data_path)
             .map_err(|error| CommitError {
                 error,
                 writer: None,
@@ -242,6 +258,7 @@ impl ArtifactWriter {
     fn finish(
         self,
         weight_temp: Option<tempfile::TempPath>,
+        previous: Option<CommitRecord>,
         data_path: &Path,
     ) -> Result<Committed, Error> {
         let Self {
@@ -268,7 +285,7 @@ impl ArtifactWriter {
         fsutil::sync_dir(artifact.dir(), &op)?;
 
         // The record goes last: it is what verifying readers trust.
-        let record = CommitRecord {
+        let mut record = CommitRecord {
             layout: crate::layout::LAYOUT_VERSION,
             artifact: artifact.name().to_owned(),
             round,
@@ -279,9 +296,10 @@ impl ArtifactWriter {
             generation,
             committed_at: fsutil::now_rfc3339(),
             commit_id: uuid::Uuid::new_v4().to_string(),
+            earlier: CommitRecord::history_after(previous),
         };
         record::write(&artifact.record_path(), &record, &op)?;
-
+        record.earlier.clear();
         tracing::info!(
             path = %data_path.display(),
             round,

@@ -6,16 +6,23 @@
 //! reader sees what the server had when it opened the file, never a cached copy of
 //! an older open.
 //!
-//! A verified read returns data whose size and crc32c match a commit record, and a
-//! weight equal to the one in that same record. The record is read before the data
-//! is opened. A mismatch means the reader caught a writer between its renames (or the
-//! file was changed behind fedota-store's back). Since a writer renames the data
-//! first and writes its record last, the reader then reads the record once more: if
-//! a new record was written while the data streamed and the data matches it, the
-//! read is done, and returns that record. Otherwise the read starts again from the
-//! record, with backoff, up to [`RetryPolicy::attempts`] times, and then fails with
-//! [`Error::Inconsistent`]. A stale NFS file handle (`ESTALE`) and a data file that
-//! vanished under a record are retried the same way.
+//! A verified read returns data whose size and crc32c match one commit, and a weight
+//! equal to the weight of that same commit. One attempt:
+//!
+//! 1. reads the commit record, and refuses a round other than the one asked for;
+//! 2. opens the data file, and at once reads the weight file;
+//! 3. streams the data through the caller's closure, computing its size and crc32c;
+//! 4. looks for the commit that data and weight belong to: the record's own, or one
+//!    of the earlier commits it keeps ([`CommitRecord::earlier`]), or, if a new
+//!    record has landed meanwhile, one of that record's.
+//!
+//! Step 4 lets a reader verify data that a newer commit replaced while it was being
+//! read, and data whose writer wrote its record while it was being read. What matches
+//! no commit means the reader caught a writer between its renames (or the file was
+//! changed behind fedota-store's back): the read starts again, with backoff, up to
+//! [`RetryPolicy::attempts`] times, and then fails with [`Error::Inconsistent`]. A
+//! stale NFS file handle (`ESTALE`) and a data file that vanished under a record are
+//! retried the same way.
 //!
 //! A file without a record (written by an older service) is read as it is and
 //! reported as unverified: [`Snapshot::record`] is `None`.
@@ -171,7 +178,7 @@ impl From<Error> for Failure {
     }
 }
 
-/// One attempt: record, then data, then weight.
+/// One attempt: the record, the data and its weight, then the match.
 fn read_once<T>(
     artifact: &Artifact,
     expect: Expect,
@@ -180,15 +187,16 @@ fn read_once<T>(
 ) -> Result<Snapshot<T>, Failure> {
     let data_path = artifact.data_path();
 
-    // The record first: it names the version the data should match.
-    let record = record::read(&artifact.record_path(), artifact.name(), op)?;
-    check_expected(record.as_ref(), expect, op, &data_path)?;
+    // The record first: it says whether the file is recorded at all, and which round
+    // is current, so a stale round is refused before any data is read.
+    let before = record::read(&artifact.record_path(), artifact.name(), op)?;
+    check_expected(before.as_ref(), expect, op, &data_path)?;
 
     // The data, opened by path for this attempt. A record without its data file
     // means a writer or a cleanup is between steps: read again.
     let file = match File::open(&data_path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && record.is_some() => {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && before.is_some() => {
             return Err(Failure::Retry(Error::io(
                 format!("{op}: open"),
                 &data_path,
@@ -198,42 +206,49 @@ fn read_once<T>(
         Err(e) => return Err(Error::io(format!("{op}: open"), &data_path, e).into()),
     };
 
-    // Stream it through the closure, then through a sink, since the closure may stop
-    // early and the rest still has to be checked.
+    // The weight at once, so data and weight are read as close together as the
+    // writer renames them, whatever the time the data takes to stream.
+    let weight = match artifact.weight_path() {
+        None => None,
+        Some(path) => Some(read_weight(&path, before.is_some(), op)?),
+    };
+
+    // Stream the data through the closure, then through a sink, since the closure
+    // may stop early and the rest still has to be checked. Nothing longer than the
+    // longest version the record knows can match, so the reader stops there.
     let mut reader = VerifyingReader {
         inner: file,
         crc: 0,
         size: 0,
-        limit: record.as_ref().map(|r| r.size),
+        limit: before
+            .as_ref()
+            .and_then(|r| r.versions().map(|v| v.size).max()),
         overflowed: false,
     };
     let result =
         f(&mut reader).and_then(|value| io::copy(&mut reader, &mut io::sink()).map(|_| value));
-    if let (true, Some(record)) = (reader.overflowed, &record) {
+    if let (true, Some(before)) = (reader.overflowed, &before) {
         return Err(Failure::Retry(Error::Oversized {
             op: op.to_owned(),
             path: data_path,
-            expected: record.size,
+            expected: before.size,
             actual: reader.size,
         }));
     }
     let value = result
         .map_err(|e| error::from_io(e, |e| Error::io(format!("{op}: read"), &data_path, e)))?;
 
-    let record = match record {
-        Some(before) => Some(match_record(
-            artifact, before, &reader, expect, op, &data_path,
-        )?),
+    let record = match before {
         None => None,
+        Some(before) => {
+            let seen = Observed {
+                size: reader.size,
+                crc: reader.crc,
+                weight,
+            };
+            Some(match_record(artifact, before, &seen, expect, op)?)
+        }
     };
-
-    // The weight last, compared with the record, so an old weight beside new data is
-    // caught.
-    let weight = match artifact.weight_path() {
-        None => None,
-        Some(path) => Some(read_weight(&path, record.as_ref(), op)?),
-    };
-
     Ok(Snapshot {
         value,
         record,
@@ -266,24 +281,37 @@ fn check_expected(
     }
 }
 
-/// The record that the data just read belongs to: `before`, read before the data was
-/// opened, or else the record a writer wrote while the data streamed.
+/// What one attempt read: the data's size and crc32c, and the weight.
+struct Observed {
+    size: u64,
+    crc: u32,
+    weight: Option<u64>,
+}
+
+/// The commit that the data and weight just read belong to.
 ///
-/// A writer renames its data over the target first and writes the record last, so a
-/// reader that opened the new data under the old record usually finds the new record
-/// in place once it has read the data. Accepting it is sound: the data matched that
-/// record's size and checksum, and the weight is then checked against it too.
+/// It is looked for among the versions `before` knows (the record read before the
+/// data was opened, and the earlier commits it keeps), then among those of the record
+/// as it is now. A writer renames its data first and writes its record last, so data
+/// opened between the two is described by the record that lands while it streams.
+/// Accepting any of these is sound: the data matched that commit's size and checksum,
+/// and the weight matched its weight.
 fn match_record(
     artifact: &Artifact,
     before: CommitRecord,
-    reader: &VerifyingReader,
+    seen: &Observed,
     expect: Expect,
     op: &str,
-    data_path: &Path,
 ) -> Result<CommitRecord, Failure> {
-    let Err(mismatch) = check_data(&before, reader, op, data_path) else {
-        return Ok(before);
+    let mismatch = match compare(artifact, &before, seen, op) {
+        Ok(()) => return accept(&before, &before, expect, op, artifact),
+        Err(mismatch) => mismatch,
     };
+    let matches = |v: &&CommitRecord| compare(artifact, v, seen, op).is_ok();
+
+    if let Some(found) = before.earlier.iter().find(matches) {
+        return accept(found, &before, expect, op, artifact);
+    }
 
     // Any trouble reading the record again is left to the next attempt, which reads
     // it first and reports it properly.
@@ -291,64 +319,109 @@ fn match_record(
         Ok(Some(after)) if after.commit_id != before.commit_id => after,
         _ => return Err(Failure::Retry(mismatch)),
     };
-    if check_data(&after, reader, op, data_path).is_err() {
-        return Err(Failure::Retry(mismatch));
+    match after.versions().find(matches) {
+        Some(found) => {
+            tracing::debug!(path = %artifact.data_path().display(), round = found.round, "the data matched a record written while it was read");
+            accept(found, &before, expect, op, artifact)
+        }
+        None => Err(Failure::Retry(mismatch)),
     }
-
-    check_expected(Some(&after), expect, op, data_path)?;
-    tracing::debug!(path = %data_path.display(), round = after.round, "the data matched the record written while it was read");
-    Ok(after)
 }
 
-/// Reads the weight file and checks it against the record.
-fn read_weight(path: &Path, record: Option<&CommitRecord>, op: &str) -> Result<u64, Failure> {
-    let w = match weight::read(path, op) {
-        Ok(w) => w,
-        Err(e) if e.is_not_found() && record.is_some() => return Err(Failure::Retry(e)),
-        Err(e) => return Err(e.into()),
-    };
-
-    if let Some(expected) = record.and_then(|r| r.weight)
-        && w != expected
-    {
-        return Err(Failure::Retry(Error::WeightMismatch {
-            op: op.to_owned(),
-            path: path.to_owned(),
-            expected,
-            found: w,
-        }));
-    }
-    Ok(w)
-}
-
-/// Compares what was read with the record.
-fn check_data(
-    record: &CommitRecord,
-    reader: &VerifyingReader,
+/// Takes `found` as the commit that was read, if its round is the one expected.
+///
+/// A newer round than expected is final: the round asked for has been replaced. An
+/// older one than `before` said is current can only be a stale view of the
+/// directory (an NFS client's cache), so it is read again.
+fn accept(
+    found: &CommitRecord,
+    before: &CommitRecord,
+    expect: Expect,
     op: &str,
-    path: &Path,
+    artifact: &Artifact,
+) -> Result<CommitRecord, Failure> {
+    let mut found = found.clone();
+    found.earlier.clear();
+
+    match expect {
+        Expect::Round(wanted) if found.round != wanted => {
+            let stale = Error::StaleRound {
+                op: op.to_owned(),
+                path: artifact.data_path(),
+                wanted,
+                found: found.round,
+            };
+            if found.round > before.round {
+                Err(Failure::Final(stale))
+            } else {
+                Err(Failure::Retry(stale))
+            }
+        }
+        _ => Ok(found),
+    }
+}
+
+/// Compares what was read with one committed version, saying how it differs.
+fn compare(
+    artifact: &Artifact,
+    version: &CommitRecord,
+    seen: &Observed,
+    op: &str,
 ) -> Result<(), Error> {
-    if reader.size < record.size {
+    let op = op.to_owned();
+    let path = artifact.data_path();
+
+    if seen.size < version.size {
         return Err(Error::Truncated {
-            op: op.to_owned(),
-            path: path.to_owned(),
-            expected: record.size,
-            actual: reader.size,
+            op,
+            path,
+            expected: version.size,
+            actual: seen.size,
         });
     }
-    if reader.crc != record.crc32c {
+    if seen.size > version.size {
+        return Err(Error::Oversized {
+            op,
+            path,
+            expected: version.size,
+            actual: seen.size,
+        });
+    }
+    if seen.crc != version.crc32c {
         return Err(Error::ChecksumMismatch {
-            op: op.to_owned(),
-            path: path.to_owned(),
-            expected: record.crc32c,
-            actual: reader.crc,
+            op,
+            path,
+            expected: version.crc32c,
+            actual: seen.crc,
+        });
+    }
+
+    if let (Some(expected), Some(found), Some(path)) =
+        (version.weight, seen.weight, artifact.weight_path())
+        && expected != found
+    {
+        return Err(Error::WeightMismatch {
+            op,
+            path,
+            expected,
+            found,
         });
     }
     Ok(())
 }
 
+/// Reads the weight file. Its absence beside a recorded data file means a writer or
+/// a cleanup is between steps, and is retried.
+fn read_weight(path: &Path, recorded: bool, op: &str) -> Result<u64, Failure> {
+    match weight::read(path, op) {
+        Ok(w) => Ok(w),
+        Err(e) if e.is_not_found() && recorded => Err(Failure::Retry(e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A reader that computes the crc32c and size of what passes through, and refuses to
-/// go past the recorded size.
+/// go past a size limit.
 struct VerifyingReader {
     inner: File,
     crc: u32,

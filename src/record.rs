@@ -1,11 +1,14 @@
 //! Commit records: the JSON file written last, which makes a commit visible to
 //! verifying readers.
 //!
-//! A record sits beside its data file as `.fedota-commit.<name>`. It describes exactly
-//! one version of the data file (size and crc32c) and, for aggregates and client
-//! updates, the weight that belongs to it. A reader that finds the data file or the
-//! weight file disagreeing with the record knows it is looking at two different
-//! commits, and reads again.
+//! A record sits beside its data file as `.fedota-commit.<name>`. It describes the
+//! current version of the data file (size and crc32c) and, for aggregates and client
+//! updates, the weight that belongs to it. It also keeps the records of the
+//! [`HISTORY`] commits before it, newest first, so that a reader that opened the data
+//! just before a newer commit replaced it can still tell which commit it read. A
+//! reader whose data and weight match none of these knows it is looking at two
+//! different commits, or at a commit whose record has not landed yet, and reads
+//! again.
 
 use std::fs;
 use std::io;
@@ -17,6 +20,9 @@ use crate::error::Error;
 use crate::fsutil;
 use crate::id::Round;
 use crate::layout::LAYOUT_VERSION;
+
+/// How many earlier commits a record keeps, besides its own.
+pub const HISTORY: usize = 8;
 
 /// The record of one commit of one data file.
 ///
@@ -48,6 +54,32 @@ pub struct CommitRecord {
     pub committed_at: String,
     /// A unique id of this commit.
     pub commit_id: String,
+    /// The records of the commits before this one, newest first, at most
+    /// [`HISTORY`], each without its own `earlier`. Empty in the record of a file's
+    /// first commit, and in what a commit returns and a read reports: those describe
+    /// one commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<CommitRecord>,
+}
+
+impl CommitRecord {
+    /// This commit, then the earlier ones it keeps, newest first.
+    pub fn versions(&self) -> impl Iterator<Item = &CommitRecord> {
+        std::iter::once(self).chain(&self.earlier)
+    }
+
+    /// The history for the record that replaces `previous`: `previous` itself, then
+    /// what it kept, cut to [`HISTORY`].
+    pub(crate) fn history_after(previous: Option<CommitRecord>) -> Vec<CommitRecord> {
+        let Some(mut previous) = previous else {
+            return Vec::new();
+        };
+
+        let mut history = std::mem::take(&mut previous.earlier);
+        history.insert(0, previous);
+        history.truncate(HISTORY);
+        history
+    }
 }
 
 /// The process that made a commit.

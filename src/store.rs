@@ -324,8 +324,8 @@ impl Problem {
         self.layout.artifact(kind)
     }
 
-    /// The commit record of `artifact`, without reading its data. `None` if it has
-    /// none.
+    /// The commit record of `artifact` as it is on disk, with the earlier commits it
+    /// keeps, without reading its data. `None` if it has none.
     ///
     /// # Errors
     ///

@@ -492,6 +492,94 @@ fn a_record_written_meanwhile_does_not_excuse_data_that_matches_neither() {
 }
 
 #[test]
+fn a_reader_verifies_data_that_newer_commits_replaced_while_it_streamed() {
+    let tree = Tree::with_retry(one_attempt());
+    let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
+    let record_path = tree.init_dir().join(".fedota-commit.fl_checkpoint");
+
+    coordinator
+        .commit_global_checkpoint(1, &mut &b"global of round 1"[..])
+        .unwrap();
+    let record_1 = fs::read(&record_path).unwrap();
+    coordinator
+        .commit_global_checkpoint(2, &mut &b"global of round 2"[..])
+        .unwrap();
+    let record_2 = fs::read(&record_path).unwrap();
+
+    // The reader opens round 2's data under round 1's record. While it streams, the
+    // writer finishes round 2 and commits round 3 as well: the record it then finds
+    // knows round 2 only as an earlier commit.
+    replace(&record_path, &record_1);
+    let read = coordinator
+        .read_global_checkpoint(|r| {
+            replace(&record_path, &record_2);
+            coordinator
+                .commit_global_checkpoint(3, &mut &b"global of round 3"[..])
+                .unwrap();
+            read_bytes(r)
+        })
+        .unwrap();
+
+    assert_eq!(read.value, b"global of round 2");
+    assert_eq!(read.round(), Some(2));
+    let record = read.record.unwrap();
+    assert!(record.earlier.is_empty(), "a read reports one commit");
+}
+
+#[test]
+fn the_weight_read_is_the_one_beside_the_data_when_it_was_opened() {
+    let tree = Tree::with_retry(one_attempt());
+    let selector = tree.store.selector(&tree.id, &selector_id("s1")).unwrap();
+    selector
+        .commit_aggregate(1, 10, &mut &b"aggregate of round 1"[..])
+        .unwrap();
+
+    // A commit lands while the coordinator streams the data of round 1: the data it
+    // opened stays round 1's, and so must the weight.
+    let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
+    let read = coordinator
+        .read_aggregate(selector.id(), 1, |r| {
+            selector
+                .commit_aggregate(2, 20, &mut &b"aggregate of round 2"[..])
+                .unwrap();
+            read_bytes(r)
+        })
+        .unwrap();
+
+    assert_eq!(
+        (read.value.as_slice(), read.weight, read.round()),
+        (&b"aggregate of round 1"[..], Some(10), Some(1))
+    );
+}
+
+#[test]
+fn a_record_keeps_the_eight_commits_before_it_newest_first() {
+    let tree = Tree::new();
+    let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
+    for round in 1..=12 {
+        coordinator
+            .commit_global_checkpoint(round, &mut format!("round {round}").as_bytes())
+            .unwrap();
+    }
+
+    let problem = tree.store.problem(&tree.id).unwrap();
+    let record = problem
+        .record(&problem.artifact(ArtifactKind::GlobalCheckpoint))
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(record.round, 12);
+    let earlier: Vec<u64> = record.earlier.iter().map(|r| r.round).collect();
+    assert_eq!(earlier, [11, 10, 9, 8, 7, 6, 5, 4]);
+    assert!(record.earlier.iter().all(|r| r.earlier.is_empty()));
+    assert_eq!(
+        record.earlier[0].crc32c,
+        crc32c::crc32c(b"round 11"),
+        "each earlier commit is described as it was committed"
+    );
+}
+
+#[test]
 fn the_artifact_paths_follow_the_layout_of_the_existing_services() {
     let tree = Tree::new();
     let problem = tree.store.problem(&tree.id).unwrap();

@@ -85,13 +85,18 @@ pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
 
     let problem = store.create_problem(&args.problem, &mut model, &mut checkpoint, options)?;
 
-    // Report what was committed, from the records just written.
+    // Report what was committed, from the records just written, without the earlier
+    // commits they keep (after --force, those of the problem's previous life).
     let record = |kind| {
         let artifact = problem.artifact(kind);
-        problem.record(&artifact)?.ok_or_else(|| Error::Unrecorded {
-            op: "read back the commit record just written".to_owned(),
-            path: artifact.data_path(),
-        })
+        let mut record = problem
+            .record(&artifact)?
+            .ok_or_else(|| Error::Unrecorded {
+                op: "read back the commit record just written".to_owned(),
+                path: artifact.data_path(),
+            })?;
+        record.earlier.clear();
+        Ok::<_, Error>(record)
     };
     let report = InitReport {
         problem: args.problem.to_string(),
