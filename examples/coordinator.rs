@@ -199,7 +199,7 @@ fn run_round(
     let mut models = Vec::new();
     for (selector, state) in coordinator.aggregates(round)? {
         if !matches!(state, AggregateState::Ready(_)) {
-            let reason = common::describe(&state);
+            let reason = state.to_string();
             tracing::warn!(round, %selector, "selector left out of the round ({reason})");
             skipped.push(Skipped {
                 selector: selector.to_string(),

@@ -251,6 +251,19 @@ pub enum AggregateState {
     Unreadable(Error),
 }
 
+impl std::fmt::Display for AggregateState {
+    /// Says in a few words whether the aggregate can be used, and why not.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AggregateState::Ready(r) => write!(f, "ready (round {})", r.round),
+            AggregateState::Stale(r) => write!(f, "stale: its aggregate is from round {}", r.round),
+            AggregateState::Missing => f.write_str("no aggregate yet"),
+            AggregateState::Unrecorded => f.write_str("an aggregate without a commit record"),
+            AggregateState::Unreadable(e) => write!(f, "unreadable commit record: {e}"),
+        }
+    }
+}
+
 /// A read-only view of one problem: everyone may read, nobody writes through it.
 ///
 /// The writing roles are [`Coordinator`] and [`Selector`].

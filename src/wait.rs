@@ -132,7 +132,7 @@ impl Problem {
 
             let waiting: Vec<String> = waiting
                 .iter()
-                .map(|(id, s)| format!("{id} ({})", describe(s)))
+                .map(|(id, s)| format!("{id} ({s})"))
                 .collect();
             Err(Pending::Waiting(format!(
                 "{} of {count} aggregates of round {round} ready; not ready: {}",
@@ -173,16 +173,5 @@ impl Coordinator {
         timeout: Duration,
     ) -> Result<Vec<SelectorId>, Error> {
         self.problem().wait_for_aggregates(round, count, timeout)
-    }
-}
-
-/// Says in a few words why an aggregate is not ready.
-fn describe(state: &AggregateState) -> String {
-    match state {
-        AggregateState::Ready(r) => format!("ready, round {}", r.round),
-        AggregateState::Stale(r) => format!("stale, from round {}", r.round),
-        AggregateState::Missing => "missing".to_owned(),
-        AggregateState::Unrecorded => "no commit record".to_owned(),
-        AggregateState::Unreadable(e) => format!("unreadable: {e}"),
     }
 }

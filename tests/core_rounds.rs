@@ -135,7 +135,11 @@ fn aggregate_states_tell_ready_stale_missing_and_unrecorded_apart() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
-    for part in ["1 of 2", "stale (stale, from round 2)", "missing (missing)"] {
+    for part in [
+        "1 of 2",
+        "stale (stale: its aggregate is from round 2)",
+        "missing (no aggregate yet)",
+    ] {
         assert!(msg.contains(part), "{msg:?} lacks {part:?}");
     }
     assert_eq!(

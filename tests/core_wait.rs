@@ -88,7 +88,7 @@ fn a_wait_for_aggregates_counts_only_those_of_the_round_asked_for() {
     };
     assert!(
         what.contains("1 of 2 aggregates of round 1 ready")
-            && what.contains("s2 (stale, from round 0)"),
+            && what.contains("s2 (stale: its aggregate is from round 0)"),
         "{what}"
     );
 }

@@ -12,7 +12,6 @@ pub mod rng;
 
 use std::io::{self, IsTerminal, Read};
 
-use fedota_store::AggregateState;
 use tracing_subscriber::EnvFilter;
 
 /// Installs a readable log format on stderr; `RUST_LOG` sets the level, `default` if
@@ -33,16 +32,4 @@ pub fn read_all(r: &mut dyn Read) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     r.read_to_end(&mut bytes)?;
     Ok(bytes)
-}
-
-/// Says in a few words why an aggregate cannot be used for a round.
-pub fn describe(state: &AggregateState) -> String {
-    match state {
-        AggregateState::Ready(r) => format!("ready (round {})", r.round),
-        AggregateState::Stale(r) => format!("stale: its aggregate is from round {}", r.round),
-        AggregateState::Missing => "no aggregate yet".to_owned(),
-        AggregateState::Unrecorded => "an aggregate without a commit record".to_owned(),
-        AggregateState::Unreadable(e) => format!("unreadable commit record: {e}"),
-        _ => "not ready".to_owned(),
-    }
 }
