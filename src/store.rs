@@ -137,6 +137,11 @@ impl Store {
     /// Creates problem `id` with its model and its initial global checkpoint (round
     /// 0), taking the coordinator lock while it writes.
     ///
+    /// A problem exists once `initFiles` holds `model.h5` or `fl_checkpoint` (or a
+    /// commit record of either): what the older services write, or what a creation
+    /// got as far as committing. A creation that failed before that left only
+    /// fedota-store's own dot-files, and may simply be run again.
+    ///
     /// # Errors
     ///
     /// [`Error::Io`] with [`io::ErrorKind::AlreadyExists`] if the problem exists and
@@ -153,7 +158,7 @@ impl Store {
         let init = layout.init_dir();
         let op = format!("create problem {id}");
 
-        if init.exists() && !options.force {
+        if is_created(&layout) && !options.force {
             let e = io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "the problem exists already (CreateOptions::force, or `fedota-store init --force`, replaces it)",
@@ -572,6 +577,15 @@ impl Problem {
             .and_then(|r| r.generation)
             .unwrap_or(0)
     }
+}
+
+/// Whether the problem at `layout` has a model or a global checkpoint, committed or
+/// written by an older service.
+fn is_created(layout: &ProblemLayout) -> bool {
+    [ArtifactKind::Model, ArtifactKind::GlobalCheckpoint]
+        .into_iter()
+        .map(|kind| layout.artifact(kind))
+        .any(|a| a.data_path().exists() || a.record_path().exists())
 }
 
 /// The names of the subdirectories of `dir`, skipping dot-names.

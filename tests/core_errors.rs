@@ -261,6 +261,62 @@ fn creating_a_problem_twice_is_refused_unless_forced() {
     assert_eq!(problem.read_model(read_bytes).unwrap().value, b"m2");
 }
 
+#[test]
+fn a_creation_that_failed_before_its_model_was_committed_can_be_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let id = ProblemId::new("p1").unwrap();
+
+    // The model's source fails halfway, as an unreadable upload would.
+    let mut failing = (&b"half a model"[..]).chain(FailingReader);
+    let err = store
+        .create_problem(&id, &mut failing, &mut &b"g0"[..], CreateOptions::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("the upload broke"), "{err}");
+    assert!(dir.path().join("p1").join("initFiles").is_dir());
+
+    // Only fedota-store's own files were left, so no --force is needed.
+    let problem = store
+        .create_problem(
+            &id,
+            &mut &b"model"[..],
+            &mut &b"g0"[..],
+            CreateOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(problem.read_model(read_bytes).unwrap().value, b"model");
+}
+
+#[test]
+fn a_problem_with_only_a_model_from_the_older_services_is_not_created_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("p1").join("initFiles");
+    fs::create_dir_all(&init).unwrap();
+    fs::write(init.join("model.h5"), b"legacy model").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+
+    let err = store
+        .create_problem(
+            &ProblemId::new("p1").unwrap(),
+            &mut &b"new model"[..],
+            &mut &b"g0"[..],
+            CreateOptions::default(),
+        )
+        .unwrap_err();
+
+    assert_eq!(err.io_kind(), Some(io::ErrorKind::AlreadyExists), "{err:?}");
+    assert_eq!(fs::read(init.join("model.h5")).unwrap(), b"legacy model");
+}
+
+/// A source that fails on every read.
+struct FailingReader;
+
+impl Read for FailingReader {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::other("the upload broke"))
+    }
+}
+
 const PERMISSION_TEST: &str = "a_commit_into_a_read_only_directory_is_permission_denied";
 
 #[test]
