@@ -225,7 +225,7 @@ pub enum Error {
     #[error(
         "{op}: {}: gave up after {}: held by {}",
         path.display(),
-        humantime::format_duration(*waited),
+        Millis(*waited),
         DisplayHolder(holder)
     )]
     LockTimeout {
@@ -240,7 +240,7 @@ pub enum Error {
     },
 
     /// Waiting for other services to commit ran out of time.
-    #[error("{op}: {}: timed out after {}: {what}", path.display(), humantime::format_duration(*waited))]
+    #[error("{op}: {}: timed out after {}: {what}", path.display(), Millis(*waited))]
     Timeout {
         /// What was being waited for.
         op: String,
@@ -361,6 +361,16 @@ fn last_reason(last: &Error, path: &Path) -> String {
         last.reason()
     } else {
         last.to_string()
+    }
+}
+
+/// Shows a duration to the millisecond, as humantime writes it (`2s 3ms`).
+struct Millis(Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = Duration::from_millis(self.0.as_millis() as u64);
+        humantime::format_duration(millis).fmt(f)
     }
 }
 

@@ -41,6 +41,19 @@ fn a_wait_that_times_out_says_which_round_it_last_saw() {
     };
     assert_eq!(what, "still at round 0");
     assert_eq!(path, &tree.init_dir().join("fl_checkpoint"));
+
+    // The time waited reads as a person would write it: no micro- or nanoseconds.
+    let msg = err.to_string();
+    let waited = msg
+        .split("timed out after ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("{msg}"));
+    assert!(
+        waited.split(' ').all(|part| part.ends_with("ms")
+            || part.ends_with(['s', 'm', 'h']) && !part.ends_with("us") && !part.ends_with("ns")),
+        "{waited:?}"
+    );
 }
 
 #[test]
