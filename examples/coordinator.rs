@@ -115,7 +115,7 @@ fn run(config: &Config) -> Result<(), Box<dyn Error>> {
         .ok_or("the global checkpoint has no commit record")?;
     let (global, _) = LogReg::from_safetensors(&snapshot.value, spec.task.features)
         .map_err(|e| format!("global checkpoint of round {start}: {e}"))?;
-    let evaluation = evaluate(&global, start, &held_out);
+    let evaluation = evaluate(&global, start, &held_out)?;
     tracing::info!(
         round = start,
         loss = evaluation.loss,
@@ -129,7 +129,7 @@ fn run(config: &Config) -> Result<(), Box<dyn Error>> {
         let averaged = run_round(&coordinator, round, expected, config, &spec)?;
 
         let eval_started = Instant::now();
-        let evaluation = evaluate(&averaged.model, round + 1, &held_out);
+        let evaluation = evaluate(&averaged.model, round + 1, &held_out)?;
         let eval_ms = ms_since(eval_started);
         tracing::info!(
             round = round + 1,
@@ -257,6 +257,16 @@ fn run_round(
     let next = LogReg::weighted_average(&models).ok_or_else(|| {
         format!("no usable aggregate of round {round} after {wait_ms:.0} ms; cannot go on")
     })?;
+
+    // A model that is not finite is of no use to anyone: stop rather than commit it.
+    if !next.is_finite() {
+        return Err(format!(
+            "the average of the aggregates of round {round} is not finite (NaN or \
+             infinite weights): the selectors' training diverged; try a smaller \
+             --learning-rate"
+        )
+        .into());
+    }
     let sources: Vec<String> = used
         .iter()
         .map(|u| format!("{}@{}", u.selector, u.commit_id))
@@ -279,14 +289,21 @@ fn run_round(
     })
 }
 
-/// Loss and accuracy of `model` on the held-out data.
-fn evaluate(model: &LogReg, round: Round, held_out: &Dataset) -> Evaluation {
+/// Loss and accuracy of `model` on the held-out data; an error if the loss is not
+/// a finite number, which no later round could mend.
+fn evaluate(model: &LogReg, round: Round, held_out: &Dataset) -> Result<Evaluation, String> {
     let (loss, accuracy) = model.evaluate(held_out);
-    Evaluation {
+    if !loss.is_finite() {
+        return Err(format!(
+            "the held-out loss of the global checkpoint of round {round} is {loss}: \
+             training diverged; try a smaller --learning-rate"
+        ));
+    }
+    Ok(Evaluation {
         round,
         loss,
         accuracy,
-    }
+    })
 }
 
 /// Prints `event` as JSON on stdout if asked to.

@@ -35,6 +35,7 @@ use std::time::Duration;
 use fedota_store::{ProblemId, Round};
 
 use common::cli::Args;
+use common::model::{DEFAULT_BATCH, Training};
 
 const USAGE: &str = "\
 fl_round: runs federated rounds with a coordinator and selectors in separate processes
@@ -44,16 +45,16 @@ usage: fl_round [options]
   --root DIR                    the shared tree [default: a new directory in the temp dir]
   --problem ID                  the problem to create in it [default: fl-demo]
   --rounds N                    rounds to run [default: 5]
-  --selectors N                 selector processes [default: 3]
-  --clients N                   clients per selector [default: 4]
-  --kill-selector-at-round N    SIGKILL the last selector in the middle of round N, after
-                                it committed a client update and before its aggregate
+  --selectors N                 selector processes, 1 to 64 [default: 3]
+  --clients N                   clients per selector, 1 to 1000 [default: 4]
+  --kill-selector-at-round N    SIGKILL the last selector in the middle of round N: it is
+                                told to stop after half its client updates (rounded up)
+                                and before its aggregate, and is killed there
   --aggregate-timeout SECS      the coordinator's wait for aggregates [default: 2]
   --wait-timeout SECS           the selectors' wait for each global checkpoint [default: 60]
-  --epochs E                    local epochs per client and round [default: 2]
-  --learning-rate X             SGD step size [default: 0.05]
-  --client-delay-ms MS          pause before each client trains [default: 0; the selector
-                                to be killed pauses at least 100 ms]
+  --epochs E                    local epochs per client and round, at least 1 [default: 2]
+  --learning-rate X             SGD step size, a finite number above 0 [default: 0.05]
+  --client-delay-ms MS          pause before each client trains [default: 0]
   --seed N                      the task's seed [default: 7]
   --json-summary FILE           also write what happened as JSON to FILE
   --setup-only                  create the problem, print the commands that run its
@@ -84,9 +85,13 @@ pub struct Config {
     no_build: bool,
 }
 
-/// The pause before each client of the selector to be killed, so the kill lands
-/// between two client updates rather than after the aggregate.
-const VICTIM_CLIENT_DELAY_MS: u64 = 100;
+/// The most selectors: each is a process, and a few dozen already show everything the
+/// demo has to show.
+const MAX_SELECTORS: usize = 64;
+
+/// The most clients per selector: each holds its shard in memory and commits a file
+/// every round.
+const MAX_CLIENTS: u64 = 1000;
 
 fn main() -> ExitCode {
     // Warnings tell the story of a failure; info from every process would drown the
@@ -106,7 +111,6 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("fl_round: {e}");
             ExitCode::FAILURE
         }
     }
@@ -134,6 +138,28 @@ fn parse(mut args: Args) -> Result<Config, Box<dyn Error>> {
 
     if config.rounds == 0 || config.selectors == 0 || config.clients == 0 {
         return Err("--rounds, --selectors and --clients must be at least 1".into());
+    }
+    if config.selectors > MAX_SELECTORS || config.clients > MAX_CLIENTS {
+        return Err(format!(
+            "--selectors {} --clients {}: at most {MAX_SELECTORS} selectors of \
+             {MAX_CLIENTS} clients each",
+            config.selectors, config.clients
+        )
+        .into());
+    }
+    // The selectors would refuse these settings; refuse them before starting anything.
+    Training {
+        epochs: config.epochs,
+        learning_rate: config.learning_rate,
+        batch: DEFAULT_BATCH,
+    }
+    .check()?;
+    if config.setup_only && (config.kill_at.is_some() || config.json_summary.is_some()) {
+        return Err(
+            "--setup-only runs no process, so --kill-selector-at-round and \
+             --json-summary mean nothing with it"
+                .into(),
+        );
     }
     if let Some(round) = config.kill_at {
         if round >= config.rounds {

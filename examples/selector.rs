@@ -21,8 +21,8 @@ use fedota_store::{ProblemId, Round, Selector, SelectorId, Store};
 
 use common::cli::Args;
 use common::data::Dataset;
-use common::model::{LogReg, ModelSpec, Training};
-use common::report::{Event, SelectorRound, ms_since};
+use common::model::{DEFAULT_BATCH, LogReg, ModelSpec, Training};
+use common::report::{Event, Holding, SelectorRound, ms_since};
 use common::rng::Rng;
 
 const USAGE: &str = "\
@@ -40,6 +40,10 @@ usage: selector --root DIR --problem ID --selector ID --clients N --rounds R [op
   --batch B               samples per SGD step [default: 16]
   --wait-timeout SECS     how long to wait for each global checkpoint [default: 60]
   --client-delay-ms MS    pause before each client trains, like a slow client [default: 0]
+  --hold-in-round N       in round N, stop after half the client updates (rounded up),
+                          say so, and wait to be killed without aggregating; fl_round's
+                          kill demo uses it. Exits with an error if not killed within
+                          --wait-timeout [default: off]
   --json                  report each round as a line of JSON on stdout
 
 Logs go to stderr; RUST_LOG sets the level (default: info).";
@@ -54,6 +58,7 @@ struct Config {
     training: Training,
     wait_timeout: Duration,
     client_delay: Duration,
+    hold_in_round: Option<Round>,
     json: bool,
 }
 
@@ -90,13 +95,19 @@ fn parse(mut args: Args) -> Result<Config, Box<dyn Error>> {
         training: Training {
             epochs: args.value_or("epochs", 2)?,
             learning_rate: args.value_or("learning-rate", 0.05)?,
-            batch: args.value_or("batch", 16)?,
+            batch: args.value_or("batch", DEFAULT_BATCH)?,
         },
         wait_timeout: args.seconds_or("wait-timeout", Duration::from_secs(60))?,
         client_delay: Duration::from_millis(args.value_or("client-delay-ms", 0)?),
+        hold_in_round: args.value("hold-in-round")?,
         json: args.switch("json"),
     };
     args.finish()?;
+
+    if config.clients == 0 {
+        return Err("--clients must be at least 1".into());
+    }
+    config.training.check()?;
     Ok(config)
 }
 
@@ -144,7 +155,15 @@ fn run(config: &Config) -> Result<(), Box<dyn Error>> {
             .map_err(|e| format!("global checkpoint of round {global_round}: {e}"))?;
         let wait_ms = ms_since(started);
 
-        let report = train_round(config, &selector, &shards, &global, global_round, wait_ms)?;
+        let report = train_round(
+            config,
+            &selector,
+            &shards,
+            &global,
+            spec.task.seed,
+            global_round,
+            wait_ms,
+        )?;
         tracing::info!(
             round = global_round,
             clients = report.clients,
@@ -166,19 +185,24 @@ fn train_round(
     selector: &Selector,
     shards: &[(u64, Dataset)],
     global: &LogReg,
+    seed: u64,
     round: Round,
     wait_ms: f64,
 ) -> Result<SelectorRound, Box<dyn Error>> {
     let id = config.selector.as_str();
 
+    // In the round to be killed in, stop once half the clients have committed.
+    let hold_after = (config.hold_in_round == Some(round)).then(|| shards.len().div_ceil(2));
+
     // Each client starts from the global model and uploads its update with its
-    // sample count as the weight.
+    // sample count as the weight. The shuffles are seeded from the task's seed, so
+    // --seed changes them too.
     let started = Instant::now();
-    for (client, shard) in shards {
+    for (done, (client, shard)) in (1..).zip(shards) {
         std::thread::sleep(config.client_delay);
 
         let mut model = global.clone();
-        let mut rng = Rng::for_label(0, &format!("train/{id}/{client}/{round}"));
+        let mut rng = Rng::for_label(seed, &format!("train/{id}/{client}/{round}"));
         model.train(shard, config.training, &mut rng);
 
         let metadata = HashMap::from([
@@ -194,6 +218,10 @@ fn train_round(
             samples = shard.len(),
             "client update committed"
         );
+
+        if hold_after == Some(done) {
+            return Err(hold(config, round, done, shards.len()));
+        }
     }
     let train_ms = ms_since(started);
 
@@ -238,4 +266,34 @@ fn train_round(
         train_ms,
         aggregate_ms: ms_since(started),
     })
+}
+
+/// Stops in the middle of `round` for `--hold-in-round`: says so in the log and, with
+/// `--json`, on stdout, where fl_round reads it and sends SIGKILL; then waits. The aggregate of `round` is
+/// never committed. Returns the error to exit with if nobody kills this process
+/// within `--wait-timeout`.
+fn hold(config: &Config, round: Round, committed: usize, clients: usize) -> Box<dyn Error> {
+    tracing::info!(
+        round,
+        committed,
+        clients,
+        "holding before the aggregate, to be killed (--hold-in-round)"
+    );
+    if config.json {
+        let event = Event::Holding(Holding {
+            selector: config.selector.to_string(),
+            round,
+            client_updates: committed,
+            clients,
+        });
+        println!("{}", event.to_line());
+    }
+
+    std::thread::sleep(config.wait_timeout);
+    format!(
+        "held in round {round} for {:?} (--hold-in-round) and nobody killed this selector; \
+         its aggregate of round {round} was not committed",
+        config.wait_timeout
+    )
+    .into()
 }

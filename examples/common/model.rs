@@ -53,6 +53,9 @@ impl ModelSpec {
     }
 }
 
+/// The samples per SGD step when none is given.
+pub const DEFAULT_BATCH: usize = 16;
+
 /// The hyperparameters of local training.
 #[derive(Debug, Clone, Copy)]
 pub struct Training {
@@ -62,6 +65,26 @@ pub struct Training {
     pub learning_rate: f64,
     /// Samples per SGD step.
     pub batch: usize,
+}
+
+impl Training {
+    /// Checks that training with these settings can work: at least one epoch and one
+    /// sample per step, and a finite, positive step size.
+    pub fn check(&self) -> Result<(), String> {
+        if self.epochs == 0 {
+            return Err("--epochs must be at least 1".to_owned());
+        }
+        if self.batch == 0 {
+            return Err("--batch must be at least 1".to_owned());
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(format!(
+                "--learning-rate {}: must be a finite number above 0",
+                self.learning_rate
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Logistic regression: P(y = 1 | x) = sigmoid(w·x + b).
@@ -140,9 +163,10 @@ impl LogReg {
 
     /// The average of `models`, each weighted by its sample count (FedAvg).
     ///
-    /// Returns `None` if there is nothing to average or every weight is zero.
+    /// Returns `None` if there is nothing to average or every weight is zero. The
+    /// weights are summed in `u128`, so no count of `u64` weights can overflow.
     pub fn weighted_average(models: &[(LogReg, u64)]) -> Option<LogReg> {
-        let total: u64 = models.iter().map(|(_, n)| n).sum();
+        let total: u128 = models.iter().map(|(_, n)| u128::from(*n)).sum();
         let first = models.first()?;
         if total == 0 {
             return None;
@@ -157,6 +181,12 @@ impl LogReg {
             avg.b += share * model.b;
         }
         Some(avg)
+    }
+
+    /// Whether every weight and the bias is a finite number: training that diverged
+    /// leaves infinities or NaN.
+    pub fn is_finite(&self) -> bool {
+        self.b.is_finite() && self.w.iter().all(|w| w.is_finite())
     }
 
     /// The model as a safetensors file: `weight` (F32, `[features]`) and `bias`

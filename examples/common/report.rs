@@ -13,6 +13,8 @@ pub enum Event {
     Round(CoordinatorRound),
     /// A selector finished a round.
     SelectorRound(SelectorRound),
+    /// A selector stopped in the middle of a round to be killed (`--hold-in-round`).
+    Holding(Holding),
 }
 
 impl Event {
@@ -94,6 +96,20 @@ pub struct SelectorRound {
     pub train_ms: f64,
     /// Time reading the updates back verified, averaging, and committing.
     pub aggregate_ms: f64,
+}
+
+/// A selector holding in the middle of a round, waiting to be killed: it has committed
+/// some client updates of the round and will not commit its aggregate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Holding {
+    /// The selector.
+    pub selector: String,
+    /// The round it stopped in.
+    pub round: u64,
+    /// The client updates of the round it committed before stopping.
+    pub client_updates: usize,
+    /// Its clients.
+    pub clients: usize,
 }
 
 /// Milliseconds since `start`.
