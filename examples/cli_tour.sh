@@ -9,13 +9,28 @@
 # Usage: examples/cli_tour.sh [ROOT]
 #   ROOT           an empty directory to use (default: a new temporary directory,
 #                  removed at the end)
-#   FEDOTA_STORE   the binary to run (default: build it with cargo)
+#   FEDOTA_STORE   the binary to run (default: build it with cargo, which honours
+#                  CARGO_TARGET_DIR)
+# Needs bash and python3.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [[ -z "${FEDOTA_STORE:-}" ]]; then
-    cargo build --quiet --manifest-path "$here/Cargo.toml" --bin fedota-store
-    FEDOTA_STORE="$here/target/debug/fedota-store"
+    # Build it, and take its path from cargo's report rather than guessing: that
+    # follows CARGO_TARGET_DIR and any target-dir in cargo's config.
+    FEDOTA_STORE=$(cargo build --quiet --message-format=json \
+        --manifest-path "$here/Cargo.toml" --bin fedota-store |
+        python3 -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable"):
+        print(message["executable"])
+')
+    if [[ -z "$FEDOTA_STORE" ]]; then
+        echo "$0: cargo built no fedota-store executable" >&2
+        exit 1
+    fi
 fi
 
 work=$(mktemp -d)

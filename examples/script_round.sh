@@ -8,20 +8,45 @@
 # The "model" is a line of numbers so the averaging is easy to follow.
 #
 # Usage: examples/script_round.sh [ROUNDS]   (default 3)
-#   FEDOTA_STORE   the binary to run (default: build it with cargo)
+#   FEDOTA_STORE   the binary to run (default: build it with cargo, which honours
+#                  CARGO_TARGET_DIR)
+# Needs bash and python3.
 set -euo pipefail
 
 rounds=${1:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [[ -z "${FEDOTA_STORE:-}" ]]; then
-    cargo build --quiet --manifest-path "$here/Cargo.toml" --bin fedota-store
-    FEDOTA_STORE="$here/target/debug/fedota-store"
+    # Build it, and take its path from cargo's report rather than guessing: that
+    # follows CARGO_TARGET_DIR and any target-dir in cargo's config.
+    FEDOTA_STORE=$(cargo build --quiet --message-format=json \
+        --manifest-path "$here/Cargo.toml" --bin fedota-store |
+        python3 -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable"):
+        print(message["executable"])
+')
+    if [[ -z "$FEDOTA_STORE" ]]; then
+        echo "$0: cargo built no fedota-store executable" >&2
+        exit 1
+    fi
 fi
 fs() { "$FEDOTA_STORE" "$@"; }
 
 root=$(mktemp -d)
 work=$(mktemp -d)
-trap 'rm -rf "$root" "$work"' EXIT
+# The selectors run in the background; on any early exit, stop those still running
+# rather than leave them waiting for a checkpoint.
+pids=()
+names=()
+cleanup() {
+    if ((${#pids[@]} > 0)); then
+        kill "${pids[@]}" 2>/dev/null || true
+    fi
+    rm -rf "$root" "$work"
+}
+trap cleanup EXIT
 export FEDOTA_ROOT=$root
 
 echo "0.0 0.0 0.0 0.0" >"$work/model"
@@ -48,7 +73,11 @@ EOF
 }
 
 selector s1.selector:50051 300 1.0 &
+pids+=($!)
+names+=(s1.selector:50051)
 selector s2.selector:50051 100 -1.0 &
+pids+=($!)
+names+=(s2.selector:50051)
 
 # The coordinator: wait for both aggregates of round r, read each of exactly round
 # r (with its weight, from the JSON report), average by weight, commit round r + 1.
@@ -72,7 +101,15 @@ EOF
     fs commit --problem demo --round $((r + 1)) "$work/next"
     echo "  global checkpoint of round $((r + 1)): $(fs cat --problem demo checkpoint)"
 done
-wait
+
+# Each selector must have finished its rounds without an error.
+for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+        echo "$0: selector ${names[$i]} failed" >&2
+        exit 1
+    fi
+done
+pids=()
 
 fs status
 fs verify
