@@ -6,6 +6,12 @@ raw bytes. Each checkpoint's safetensors header is parsed with json and struct, 
 show that the files fedota-store commits are plain, valid files for a reader that
 knows nothing about fedota-store's dot-files.
 
+Weights follow the stricter rule of the Go services, which parse them with
+strconv.ParseInt(s, 10, 64), before int(): int() alone would also take whitespace
+(a trailing newline, say) and underscores, which ParseInt refuses. The script takes
+ASCII digits only, up to 2**63 - 1, as fedota-store does; every weight file
+fedota-store writes passes.
+
 usage: read_tree.py ROOT PROBLEM_ID
        read_tree.py PROBLEM_DIR
 
@@ -31,11 +37,19 @@ class ParseError(Exception):
     """A file that a service could not use."""
 
 
+# The largest weight strconv.ParseInt(s, 10, 64) can return.
+MAX_WEIGHT = 2**63 - 1
+
+
 def read_weight(path):
-    """A weight file: decimal digits only, as the services write and parse them."""
+    """A weight file: ASCII digits only, nothing around them, at most MAX_WEIGHT.
+
+    That is fedota-store's rule, and it passes both int() and the Go services'
+    strconv.ParseInt(s, 10, 64); int() alone is looser (see the module docstring).
+    """
     with open(path, "rb") as f:
         text = f.read().decode("ascii")
-    if not re.fullmatch(r"[0-9]+", text):
+    if not re.fullmatch(r"[0-9]+", text) or int(text) > MAX_WEIGHT:
         raise ParseError("%s: not a plain decimal weight: %r" % (path, text))
     return int(text)
 

@@ -598,21 +598,27 @@ fn python_reads_the_tree_like_the_existing_services() {
     }
     assert!(stdout.contains("fl_checkpoint: round 2, bias F32 [1], weight F32 [10]"));
 
-    // It is as strict as fedota-store, which the Go services' strconv.ParseInt(s, 10,
-    // 64) needs: int() would take "12\n", ParseInt would not, so the script refuses it.
+    // Weights follow the stricter rule of the Go services, which parse them with
+    // strconv.ParseInt(s, 10, 64), as fedota-store does: int() would take "12\n" and
+    // "1_2", ParseInt would not; and ParseInt stops at 2^63 - 1.
     let copy = tempfile::tempdir().unwrap();
     let problem_copy = copy.path().join("fl-demo");
     copy_dir(&demo.root.join("fl-demo"), &problem_copy);
-    std::fs::write(
-        problem_copy.join("selector-1/fl_agg_checkpoint_weight"),
-        "12\n",
-    )
-    .unwrap();
-    let mut command = Command::new("python3");
-    command.arg(&script).arg(&problem_copy);
-    let output = run(command);
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("not a plain decimal weight"));
+    for text in ["12\n", "1_2", "9223372036854775808"] {
+        std::fs::write(
+            problem_copy.join("selector-1/fl_agg_checkpoint_weight"),
+            text,
+        )
+        .unwrap();
+        let mut command = Command::new("python3");
+        command.arg(&script).arg(&problem_copy);
+        let output = run(command);
+        assert_eq!(output.status.code(), Some(1), "{text:?}: {output:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("not a plain decimal weight"),
+            "{text:?}: {output:?}"
+        );
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
