@@ -235,3 +235,173 @@ fn the_root_comes_from_fedota_root_when_no_flag_is_given() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn init_refuses_an_empty_model_and_creates_nothing() {
+    let tree = Tree::empty();
+    let empty = tree.root().join("empty.h5");
+    std::fs::write(&empty, b"").unwrap();
+
+    let out = tree
+        .cmd()
+        .args(["init", "--problem", "p1", "--model"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&empty.display().to_string()), "{err}");
+    assert!(err.contains("it is empty"), "{err}");
+    assert!(!tree.root().join("p1").exists());
+
+    // So is an empty stdin, and a closed one, which reads as /dev/null.
+    let out = tree
+        .cmd()
+        .args(["init", "--problem", "p1", "--model", "-"])
+        .write_stdin(&b""[..])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("<stdin>: it is empty"),
+        "{}",
+        stderr(&out)
+    );
+
+    let root = tree.root().to_str().unwrap();
+    let out = sh(
+        r#"exec "$0" "$@" <&-"#,
+        &["--root", root, "init", "--problem", "p1", "--model", "-"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("<stdin>: it is empty"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!tree.root().join("p1").exists());
+}
+
+#[test]
+fn init_refuses_a_directory_as_its_checkpoint_before_creating_anything() {
+    let tree = Tree::empty();
+    let model = tree.root().join("model.h5");
+    std::fs::write(&model, MODEL).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = tree
+        .cmd()
+        .args(["init", "--problem", "p1", "--model"])
+        .arg(&model)
+        .arg("--checkpoint")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "open the checkpoint to commit {}: it is a directory",
+            dir.path().display()
+        )),
+        "{err}"
+    );
+    assert!(!tree.root().join("p1").exists());
+}
+
+#[test]
+fn without_root_or_fedota_root_the_root_is_data() {
+    // Whether or not this machine has a /data, the report or the error names it.
+    let problem = format!("no-such-problem-{}", std::process::id());
+    let out = fedota()
+        .args(["verify", "--problem", &problem, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let path = json(&out, "verify")["error"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        path == "/data" || path == format!("/data/{problem}/initFiles"),
+        "{path}"
+    );
+    assert!(stderr(&out).contains("/data"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_usage_error_with_json_prints_the_error_envelope() {
+    let tree = Tree::demo();
+
+    let out = tree
+        .cmd()
+        .args(["gc", "--older-than", "banana", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let report = json(&out, "gc");
+    assert_keys(&report, &["command", "schema_version", "error"]);
+    assert_keys(&report["error"], &["message", "path", "exit_code"]);
+    assert!(report["error"]["path"].is_null());
+    assert_eq!(report["error"]["exit_code"], 2);
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("--older-than"), "{message}");
+    assert!(stderr(&out).contains("banana"), "{}", stderr(&out));
+
+    // Without --json, stdout stays empty.
+    let out = tree
+        .cmd()
+        .args(["gc", "--older-than", "banana"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unwritable_stderr_does_not_turn_an_error_into_a_panic() {
+    // Writes to /dev/full fail with ENOSPC; a closed stderr would not show this, as
+    // Rust's runtime reopens it on /dev/null.
+    let tree = Tree::empty();
+    let missing = tree.root().join("not-a-root");
+
+    let root = tree.root().to_str().unwrap();
+    for args in [
+        vec!["--root", missing.to_str().unwrap(), "status"],
+        vec!["--root", root, "gc", "--older-than", "banana"],
+    ] {
+        let out = sh(r#"exec "$0" "$@" 2>/dev/full"#, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_report_that_cannot_be_json_gives_only_the_error_envelope() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let tree = Tree::empty();
+    let root = tree
+        .root()
+        .join(std::ffi::OsStr::from_bytes(b"not-utf8-\xff"));
+    std::fs::create_dir(&root).unwrap();
+
+    let out = fedota()
+        .arg("--root")
+        .arg(&root)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // One JSON object, the error: nothing of the report before it.
+    let report = json(&out, "status");
+    assert_keys(&report, &["command", "schema_version", "error"]);
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8"),
+        "{report:#}"
+    );
+}

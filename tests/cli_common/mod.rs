@@ -82,6 +82,27 @@ impl Tree {
         tree
     }
 
+    /// Adds problem `id` at round 0.
+    pub fn add_problem(&self, id: &str) {
+        self.store
+            .create_problem(
+                &self.problem_id(id),
+                &mut &MODEL[..],
+                &mut &GLOBAL_0[..],
+                CreateOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("create {id}: {e}"));
+    }
+
+    /// Replaces `<root>/p1/<S2>/roundFiles` with a regular file, so it cannot be
+    /// listed (ENOTDIR).
+    pub fn break_round_files_of_s2(&self) -> PathBuf {
+        let dir = self.p1(&format!("{S2}/roundFiles"));
+        fs::remove_dir(&dir).unwrap();
+        fs::write(&dir, b"not a directory").unwrap();
+        dir
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -174,3 +195,17 @@ pub const FILE_KEYS: &[&str] = &[
     "error",
     "error_path",
 ];
+
+/// Runs `script` with `sh -c`, where `$0` is the binary and `$@` are `args`: for
+/// what only a shell sets up, such as `exec "$0" "$@" 2>&-` (stderr closed).
+pub fn sh(script: &str, args: &[&str]) -> Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_fedota-store"))
+        .args(args)
+        .env_remove("FEDOTA_ROOT")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run sh")
+}

@@ -10,7 +10,9 @@
 //!
 //! and the file is streamed into a temporary file beside the target, fsynced, renamed
 //! over it, and given its commit record, exactly as the library does for Rust
-//! services. The input file is only read, never moved. `-` reads stdin.
+//! services. The input file is only read, never moved. `-` reads stdin. The input is
+//! opened, and its first bytes read, before the lock is taken or a directory created:
+//! a directory or a file that cannot be read is refused without touching the tree.
 //!
 //! `commit` is the coordinator's commit: it takes the problem's coordinator lock for
 //! the duration (failing at once if a coordinator holds it, or after
@@ -30,7 +32,8 @@
 //!   "record": CommitRecord }
 //! ```
 //!
-//! `CommitRecord` is described in `init.rs`.
+//! `CommitRecord` is described in `init.rs`: it is the record as stored, so `weight`
+//! is absent from `commit`'s and `generation` from `commit-aggregate`'s.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -41,6 +44,7 @@ use fedota_store::{
 };
 use serde::Serialize;
 
+use crate::input;
 use crate::output::{self, Outcome, Output, OutputArgs, Render};
 
 #[derive(Debug, clap::Args)]
@@ -101,7 +105,7 @@ struct CommitReport {
 
 pub fn run_global(root: &Path, args: GlobalArgs, out: &Output) -> Result<Outcome, Error> {
     let store = Store::open(root)?;
-    let mut input = output::open_input(&args.file, "checkpoint")?;
+    let mut input = input::open(&args.file, "checkpoint")?;
 
     let wait = if args.lock_timeout.is_zero() {
         LockWait::Try
@@ -128,7 +132,8 @@ pub fn run_global(root: &Path, args: GlobalArgs, out: &Output) -> Result<Outcome
 
 pub fn run_aggregate(root: &Path, args: AggregateArgs, out: &Output) -> Result<Outcome, Error> {
     let store = Store::open(root)?;
-    let mut input = output::open_input(&args.file, "aggregate")?;
+    // The input first: opening the selector creates its directory.
+    let mut input = input::open(&args.file, "aggregate")?;
 
     let selector = store.selector(&args.problem, &args.selector)?;
     let record = selector.commit_aggregate(args.round, args.weight, &mut input)?;

@@ -1,7 +1,9 @@
 //! `init`: create a problem with its model and the global checkpoint of round 0.
 //!
 //! Without `--checkpoint`, `fl_checkpoint` of round 0 is empty: there are no global
-//! weights yet, and services start from `model.h5`. An existing problem is refused
+//! weights yet, and services start from `model.h5`. The model must not be empty. Both
+//! inputs are opened, and their first bytes read, before anything is created, so a
+//! missing, unreadable or empty input leaves the tree as it was. An existing problem is refused
 //! unless `--force` is given, which replaces the model and resets the global
 //! checkpoint to round 0 (selector directories are left alone). The coordinator lock
 //! is held while the files are written, so `init` fails while a coordinator runs.
@@ -15,9 +17,13 @@
 //! ```
 //!
 //! A `CommitRecord` is the commit record as stored beside the file: `layout`,
-//! `artifact`, `round`, `size`, `crc32c` (a number), `weight` (absent here),
-//! `writer` {`role`, `host`, `pid`, `session`}, `generation`, `committed_at`,
-//! `commit_id`.
+//! `artifact`, `round`, `size`, `crc32c` (a number), `weight`, `writer` {`role`,
+//! `host`, `pid`, `session`}, `generation`, `committed_at`, `commit_id`. Unlike the
+//! rest of a report, its optional keys are left out when they have no value, as on
+//! disk: `weight` is there only for aggregates and client updates (so never in
+//! `init`'s report), `generation` only for commits made under the coordinator lock
+//! (so never in a selector's), and the `earlier` commits a record file keeps are
+//! never in a report.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +31,7 @@ use std::path::{Path, PathBuf};
 use fedota_store::{ArtifactKind, CommitRecord, CreateOptions, Error, ProblemId, Store};
 use serde::Serialize;
 
+use crate::input;
 use crate::output::{self, Outcome, Output, OutputArgs, Render};
 
 #[derive(Debug, clap::Args)]
@@ -64,7 +71,7 @@ pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
     if args.model == Path::new("-") && args.checkpoint.as_deref() == Some(Path::new("-")) {
         return Err(output::io_error(
             "read both the model and the checkpoint from",
-            Path::new("-"),
+            Path::new(input::STDIN),
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "stdin can feed only one of them",
@@ -72,9 +79,21 @@ pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
         ));
     }
 
-    let mut model = output::open_input(&args.model, "model")?;
-    let mut checkpoint = match &args.checkpoint {
-        Some(path) => output::open_input(path, "checkpoint")?,
+    // Check both inputs before anything is created.
+    let mut model = input::open(&args.model, "model")?;
+    if model.is_empty() {
+        let e = io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is empty, and a problem needs a model",
+        );
+        return Err(output::io_error(
+            "read the model to commit from",
+            model.name(),
+            e,
+        ));
+    }
+    let mut checkpoint: Box<dyn io::Read> = match &args.checkpoint {
+        Some(path) => Box::new(input::open(path, "checkpoint")?),
         None => Box::new(io::empty()),
     };
     let options = if args.force {

@@ -33,6 +33,10 @@
 //! - `2`: a usage error, or the operating system refused an operation: a root or a
 //!   problem that does not exist, permission denied, no space left.
 //!
+//! `status`, `verify` and `gc` go on past a problem or a selector directory they
+//! cannot read, list the error in the report, and exit at the end with the code of
+//! the worst thing they met.
+//!
 //! Every error message names the operation and the path.
 //!
 //! # JSON
@@ -43,9 +47,19 @@
 //! bytes, ages and durations are whole seconds (`*_s`) or milliseconds (`*_ms`),
 //! times are RFC 3339 text, and an absent value is `null`, never a missing key.
 //!
+//! The one exception is a commit record (`init`'s `model` and `checkpoint`, the
+//! `record` of `commit` and `commit-aggregate`): it is the record as stored on disk,
+//! whose optional keys are left out when they have no value. `weight` is absent for
+//! the model and the global checkpoint, `generation` for commits made without the
+//! coordinator lock (a selector's), and `earlier` always (a report describes one
+//! commit).
+//!
 //! When a verb fails with `--json`, stdout gets
 //! `{"command", "schema_version", "error": {"message", "path", "exit_code"}}` and
-//! stderr the message.
+//! stderr the message; `path` is `null` when the error is not about a file, as for a
+//! usage error, whose `command` is the verb if one was recognised, else
+//! `"fedota-store"`. A report is printed whole or not at all: if it cannot be encoded
+//! (a path that is not UTF-8), stdout gets only the error envelope.
 //!
 //! # Logging
 //!
@@ -58,6 +72,7 @@ mod commit;
 mod doctor;
 mod gc;
 mod init;
+mod input;
 mod output;
 mod peer;
 mod probes;
@@ -65,19 +80,33 @@ mod status;
 mod verify;
 mod wait;
 
-use std::io::IsTerminal;
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::output::{Outcome, Output};
+use crate::output::Output;
 
 /// The root used when neither `--root` nor `$FEDOTA_ROOT` is given.
 const DEFAULT_ROOT: &str = "/data";
 
 /// The environment variable that names the root.
 const ROOT_ENV: &str = "FEDOTA_ROOT";
+
+/// The verbs' names, as clap spells them.
+const VERBS: [&str; 9] = [
+    "init",
+    "status",
+    "verify",
+    "gc",
+    "doctor",
+    "commit",
+    "commit-aggregate",
+    "cat",
+    "wait",
+];
 
 /// Atomic, verified, locked storage for Fedota's checkpoint tree.
 #[derive(Debug, Parser)]
@@ -133,7 +162,10 @@ impl Verb {
 
 fn main() -> ExitCode {
     init_tracing();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
 
     let root = resolve_root(cli.root);
     let (command, json) = cli.verb.describe();
@@ -152,10 +184,45 @@ fn main() -> ExitCode {
     };
 
     match result {
-        Ok(Outcome::Clean) => ExitCode::SUCCESS,
-        Ok(Outcome::Problems) => ExitCode::from(1),
+        Ok(outcome) => ExitCode::from(outcome.code()),
         Err(error) => ExitCode::from(out.error(&error)),
     }
+}
+
+/// Prints clap's message (help, version, or what is wrong) and, for an error with
+/// `--json` on the command line, the error envelope on stdout.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    // A closed stderr or stdout must not turn this into a panic.
+    let _ = e.print();
+    if !e.use_stderr() {
+        return ExitCode::SUCCESS;
+    }
+
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.iter().any(|a| a == "--json") {
+        let command = verb_named(&args).unwrap_or("fedota-store");
+        let rendered = e.render().to_string();
+        let first = rendered.lines().next().unwrap_or_default();
+        let message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+        Output::new(command, true).usage_error(message);
+    }
+    ExitCode::from(2)
+}
+
+/// The first argument that names a verb, for the envelope of a usage error. The
+/// value of a `--root` before the verb is skipped.
+fn verb_named(args: &[OsString]) -> Option<&'static str> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--root" {
+            args.next();
+            continue;
+        }
+        if let Some(verb) = VERBS.iter().copied().find(|v| arg == *v) {
+            return Some(verb);
+        }
+    }
+    None
 }
 
 /// `--root`, else `$FEDOTA_ROOT` if set and not empty, else `/data`.
@@ -175,9 +242,26 @@ fn init_tracing() {
 
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| LogWriter)
+        .with_ansi(io::stderr().is_terminal())
         .init();
+}
+
+/// Stderr for log events, dropping write errors. tracing-subscriber reports a failed
+/// write with `eprintln!`, which panics when stderr cannot be written (a full disk,
+/// a closed pipe); an event that cannot be shown is not worth a crash.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let _ = io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = io::stderr().flush();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +272,27 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        assert_eq!(names, VERBS);
+    }
+
+    #[test]
+    fn a_usage_error_is_told_apart_by_its_verb() {
+        let args: Vec<OsString> = ["--root", "/r", "gc", "--older-than", "banana", "--json"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(verb_named(&args), Some("gc"));
+        assert_eq!(verb_named(&[OsString::from("--json")]), None);
+
+        let args: Vec<OsString> = ["--root", "status", "verify"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(verb_named(&args), Some("verify"));
     }
 }

@@ -1,12 +1,13 @@
 //! Printing reports as text or JSON, exit codes, and the small helpers the verbs
 //! share.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::io::{self, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use fedota_store::Error;
+use fedota_store::layout::LAYOUT_MARKER;
 use serde::Serialize;
 
 /// The version of every verb's JSON schema. Fields may be added within a version;
@@ -39,6 +40,14 @@ impl Outcome {
             Outcome::Clean
         }
     }
+
+    /// The exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Clean => 0,
+            Outcome::Problems => 1,
+        }
+    }
 }
 
 /// A report that can print itself as text.
@@ -69,10 +78,11 @@ struct ErrorReport {
     error: ErrorBody,
 }
 
+/// `path` is text, decoded lossily, so that the envelope can always be printed.
 #[derive(Serialize)]
 struct ErrorBody {
     message: String,
-    path: Option<PathBuf>,
+    path: Option<String>,
     exit_code: u8,
 }
 
@@ -84,30 +94,39 @@ impl Output {
 
     /// Prints `report` to stdout.
     ///
+    /// The whole report is made before any of it is written, so a report that cannot
+    /// be encoded (JSON needs UTF-8 paths) leaves stdout empty for the error envelope.
     /// A closed stdout (`fedota-store status | head`) is not an error: the reader has
     /// what it wanted.
     pub fn report<T: Serialize + Render>(&self, report: &T) -> Result<(), Error> {
-        let mut stdout = io::stdout().lock();
+        let stdout_path = Path::new("<stdout>");
+        let mut text = Vec::new();
 
-        let written = if self.json {
+        if self.json {
             let envelope = Envelope {
                 command: self.command,
                 schema_version: SCHEMA_VERSION,
                 report,
             };
-            serde_json::to_writer_pretty(&mut stdout, &envelope)
-                .map_err(io::Error::from)
-                .and_then(|()| writeln!(stdout))
+            serde_json::to_writer_pretty(&mut text, &envelope).map_err(|e| {
+                let e = io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{e} (without --json, the text report shows such paths)"),
+                );
+                io_error("encode the report as JSON for", stdout_path, e)
+            })?;
+            text.push(b'\n');
         } else {
-            report.render(&mut stdout)
-        };
+            report
+                .render(&mut text)
+                .map_err(|e| io_error("format the report for", stdout_path, e))?;
+        }
 
-        match written.and_then(|()| stdout.flush()) {
-            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::Io {
-                op: "write the report to".to_owned(),
-                path: PathBuf::from("<stdout>"),
-                source: e,
-            }),
+        let mut stdout = io::stdout().lock();
+        match stdout.write_all(&text).and_then(|()| stdout.flush()) {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                Err(io_error("write the report to", stdout_path, e))
+            }
             _ => Ok(()),
         }
     }
@@ -116,27 +135,65 @@ impl Output {
     /// the exit code for it.
     pub fn error(&self, error: &Error) -> u8 {
         let code = exit_code(error);
-        eprintln!("fedota-store {}: error: {error}", self.command);
+        let message = describe(error);
+        warn(self.command, &format!("error: {message}"));
 
-        if self.json {
-            let report = ErrorReport {
-                error: ErrorBody {
-                    message: error.to_string(),
-                    path: error.path().map(Path::to_owned),
-                    exit_code: code,
-                },
-            };
-            let envelope = Envelope {
-                command: self.command,
-                schema_version: SCHEMA_VERSION,
-                report: &report,
-            };
-            // Best effort: the message is on stderr already, and stdout may be closed.
-            if let Ok(text) = serde_json::to_string_pretty(&envelope) {
-                let _ = writeln!(io::stdout(), "{text}");
-            }
-        }
+        let path = error.path().map(|p| p.to_string_lossy().into_owned());
+        self.error_envelope(message, path, code);
         code
+    }
+
+    /// With `--json`, prints the envelope of a usage error that the command-line
+    /// parser has already explained on stderr.
+    pub fn usage_error(&self, message: String) {
+        self.error_envelope(message, None, 2);
+    }
+
+    /// Prints `{"command", "schema_version", "error": {…}}` on stdout with `--json`.
+    fn error_envelope(&self, message: String, path: Option<String>, exit_code: u8) {
+        if !self.json {
+            return;
+        }
+
+        let report = ErrorReport {
+            error: ErrorBody {
+                message,
+                path,
+                exit_code,
+            },
+        };
+        let envelope = Envelope {
+            command: self.command,
+            schema_version: SCHEMA_VERSION,
+            report: &report,
+        };
+        // Best effort: the message is on stderr already, and stdout may be closed.
+        if let Ok(text) = serde_json::to_string_pretty(&envelope) {
+            let _ = writeln!(io::stdout(), "{text}");
+        }
+    }
+}
+
+/// Writes `fedota-store <command>: <message>` to stderr. A closed stderr is ignored:
+/// there is nowhere else to say it, and the exit code still tells.
+pub fn warn(command: &str, message: &str) {
+    let _ = writeln!(io::stderr(), "fedota-store {command}: {message}");
+}
+
+/// An error's message, saying which file was malformed where the library's wording
+/// is about commit records only: a `.fedota-layout` that does not parse is a
+/// malformed layout marker.
+pub fn describe(error: &Error) -> String {
+    match error {
+        Error::BadRecord { op, path, source }
+            if path.file_name() == Some(OsStr::new(LAYOUT_MARKER)) =>
+        {
+            format!(
+                "{op}: {}: malformed layout marker: {source}",
+                path.display()
+            )
+        }
+        other => other.to_string(),
     }
 }
 
@@ -160,20 +217,6 @@ pub fn exit_code(error: &Error) -> u8 {
         | Error::Timeout { .. } => 1,
         _ => 2,
     }
-}
-
-/// Opens an input file, or stdin for `-`.
-pub fn open_input(path: &Path, what: &str) -> Result<Box<dyn Read>, Error> {
-    if path == Path::new("-") {
-        return Ok(Box::new(io::stdin().lock()));
-    }
-
-    let file = File::open(path).map_err(|source| Error::Io {
-        op: format!("open the {what} to commit"),
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(Box::new(file))
 }
 
 /// An [`Error::Io`] for `op` on `path`.
@@ -207,6 +250,7 @@ pub fn count(n: usize, thing: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn verification_and_refusals_exit_1_and_io_exits_2() {
@@ -231,6 +275,27 @@ mod tests {
             holder: None,
         };
         assert_eq!(exit_code(&held), 1);
+    }
+
+    #[test]
+    fn a_malformed_layout_marker_is_called_that() {
+        let source = serde_json::from_slice::<u32>(b"garbage").unwrap_err();
+        let marker = Error::BadRecord {
+            op: "open problem p1: read the layout marker".to_owned(),
+            path: PathBuf::from("/data/p1/initFiles/.fedota-layout"),
+            source,
+        };
+        let text = describe(&marker);
+        assert!(text.contains(": malformed layout marker: "), "{text}");
+        assert!(!text.contains("commit record"), "{text}");
+
+        let source = serde_json::from_slice::<u32>(b"garbage").unwrap_err();
+        let record = Error::BadRecord {
+            op: "read".to_owned(),
+            path: PathBuf::from("/data/p1/initFiles/.fedota-commit.model.h5"),
+            source,
+        };
+        assert!(describe(&record).contains("malformed commit record"));
     }
 
     #[test]
