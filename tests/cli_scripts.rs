@@ -488,3 +488,109 @@ fn cat_writes_into_a_symlinked_output_instead_of_replacing_the_link() {
     );
     assert_eq!(std::fs::read(&target).unwrap(), b"aggregate of s2, round 1");
 }
+
+#[test]
+fn a_directory_to_commit_is_refused_by_name_and_nothing_is_created() {
+    let tree = Tree::demo();
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = tree
+        .cmd()
+        .args(["commit", "--problem", "p1", "--round", "3"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "open the checkpoint to commit {}: it is a directory",
+            dir.path().display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(".fedota-tmp"), "{err}");
+
+    // A new selector's directory is not created for an input that cannot be read.
+    let out = tree
+        .cmd()
+        .args(["commit-aggregate", "--problem", "p1", "--selector", "s9"])
+        .args(["--round", "2", "--weight", "1"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&dir.path().display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!tree.p1("s9").exists());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_input_that_cannot_be_read_is_named_in_the_error() {
+    // Reading /proc/self/mem from its start fails with EIO.
+    let tree = Tree::demo();
+
+    let out = tree
+        .cmd()
+        .args([
+            "commit",
+            "--problem",
+            "p1",
+            "--round",
+            "3",
+            "/proc/self/mem",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("read the checkpoint to commit from /proc/self/mem: "),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(tree.p1("initFiles/fl_checkpoint")).unwrap(),
+        b"global checkpoint of round 2"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn cat_output_keeps_an_existing_files_mode_and_gives_a_new_one_the_umasks() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let tree = Tree::demo();
+    let root = tree.root().to_str().unwrap();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+
+    let existing = tree.root().join("existing.ckpt");
+    std::fs::write(&existing, b"old").unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fresh = tree.root().join("fresh.ckpt");
+
+    for path in [&existing, &fresh] {
+        let args = [
+            "--root",
+            root,
+            "cat",
+            "--problem",
+            "p1",
+            "checkpoint",
+            "--output",
+            path.to_str().unwrap(),
+        ];
+        let out = sh(r#"umask 027; exec "$0" "$@""#, &args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(
+            std::fs::read(path).unwrap(),
+            b"global checkpoint of round 2"
+        );
+    }
+    assert_eq!(mode(&existing), 0o644);
+    assert_eq!(mode(&fresh), 0o640);
+}

@@ -12,7 +12,9 @@
 //! whole file has verified: the bytes are staged in a temporary file (in `$TMPDIR`
 //! for stdout, beside the destination for `--output`), then copied to stdout or
 //! renamed over the destination. A failed `cat` leaves an existing destination as
-//! it was.
+//! it was. A replaced destination keeps its permission bits (not its owner, unless
+//! run as root, nor its other metadata); a new one gets `0666` less the umask, as
+//! the library's commits do.
 //!
 //! With `--round N` the stored file must be of round N, or `cat` fails (exit 1)
 //! without reading it; without it, whatever is stored is read. A file without a
@@ -131,17 +133,16 @@ pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
         None => problem.read_artifact(&artifact, copy)?,
     };
     if !snapshot.is_verified() {
-        eprintln!(
-            "fedota-store cat: warning: {} has no commit record; read unverified",
+        let message = format!(
+            "warning: {} has no commit record; read unverified",
             artifact.data_path().display()
         );
+        output::warn("cat", &message);
     }
 
     let destination = match (named, &args.output) {
         (Some(named), Some(path)) => {
-            named.persist(path).map_err(|e| {
-                output::io_error("cat: rename the verified copy over", path, e.error)
-            })?;
+            replace(named, path)?;
             path.clone()
         }
         (None, Some(path)) => {
@@ -222,15 +223,41 @@ fn copy_into(staged: &mut File, path: &Path) -> Result<(), Error> {
 }
 
 /// A temporary file in the destination's directory, so the final rename is atomic.
+/// Its mode is `0666` less the umask, as for any new file; [`replace`] gives it an
+/// existing destination's instead.
 fn stage_beside(path: &Path) -> Result<tempfile::NamedTempFile, Error> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    tempfile::Builder::new()
-        .prefix(".fedota-cat.")
+
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".fedota-cat.");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    builder
         .tempfile_in(dir)
         .map_err(|e| output::io_error("cat: create a staging file in", dir, e))
+}
+
+/// Renames the verified staging file over `path`, with the permissions `path` has
+/// if it exists. They are copied just before the rename, and exactly (the umask does
+/// not apply to a chmod), so a read-only destination stays read-only.
+fn replace(named: tempfile::NamedTempFile, path: &Path) -> Result<(), Error> {
+    if let Ok(meta) = fs::metadata(path) {
+        named
+            .as_file()
+            .set_permissions(meta.permissions())
+            .map_err(|e| output::io_error("cat: copy the permissions of", path, e))?;
+    }
+
+    named
+        .persist(path)
+        .map_err(|e| output::io_error("cat: rename the verified copy over", path, e.error))?;
+    Ok(())
 }
 
 /// Copies the verified staging file to stdout. A reader that went away is not an
