@@ -99,6 +99,7 @@ fn gc_honours_older_than_and_reports_json() {
             "older_than_s",
             "dry_run",
             "files",
+            "errors",
         ],
     );
     assert_eq!(report["older_than_s"], 600);
@@ -133,4 +134,26 @@ fn gc_rejects_a_duration_it_cannot_parse() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--older-than"), "{}", stderr(&out));
+}
+
+#[test]
+fn gc_cleans_the_other_problems_when_one_cannot_be_read() {
+    let tree = Tree::demo();
+    tree.add_problem("p2");
+    let round_files = tree.break_round_files_of_s2();
+    let leftover = tree
+        .root()
+        .join("p2/initFiles/.fedota-tmp.fl_checkpoint.node-a.1.zzzzzz");
+    std::fs::write(&leftover, b"x").unwrap();
+    age_file(&leftover, Duration::from_secs(3600));
+
+    let out = tree.cmd().args(["gc", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let report = json(&out, "gc");
+    assert_eq!(report["files"][0]["path"], leftover.display().to_string());
+    assert!(!leftover.exists());
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0]["problem"], "p1");
+    assert_eq!(errors[0]["path"], round_files.display().to_string());
 }

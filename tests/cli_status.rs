@@ -52,6 +52,7 @@ fn status_json_has_the_documented_fields() {
             "checkpoint",
             "selectors",
             "temporaries",
+            "errors",
         ],
     );
     assert_eq!(p["problem"], "p1");
@@ -80,6 +81,7 @@ fn status_json_has_the_documented_fields() {
     assert_eq!(selectors[0]["round_files"], 2);
     assert_eq!(selectors[1]["round_files"], 0);
     assert_eq!(p["temporaries"].as_array().unwrap().len(), 0);
+    assert_eq!(p["errors"].as_array().unwrap().len(), 0);
 }
 
 #[test]
@@ -167,4 +169,94 @@ fn status_of_an_empty_root_says_so() {
         "{}",
         stdout(&out)
     );
+}
+
+#[test]
+fn a_flipped_byte_in_fl_checkpoint_makes_status_exit_1_and_say_corrupt() {
+    let tree = Tree::demo();
+    let checkpoint = tree.p1("initFiles/fl_checkpoint");
+    flip_byte(&checkpoint, 3);
+
+    let out = tree.cmd().args(["status", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let file = &json(&out, "status")["problems"][0]["checkpoint"];
+    assert_eq!(file["state"], "corrupt", "{file:#}");
+    assert_eq!(file["path"], checkpoint.display().to_string());
+    assert!(
+        file["error"]
+            .as_str()
+            .unwrap()
+            .contains("checksum mismatch"),
+        "{file:#}"
+    );
+
+    let text = stdout(&tree.cmd().arg("status").output().unwrap());
+    assert!(text.contains("checkpoint   corrupt"), "{text}");
+}
+
+#[test]
+fn a_problem_status_cannot_read_is_reported_and_the_others_still_shown() {
+    let tree = Tree::demo();
+    tree.add_problem("p2");
+    let round_files = tree.break_round_files_of_s2();
+
+    let out = tree.cmd().args(["status", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let report = json(&out, "status");
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2);
+
+    // p1 is shown as far as it can be read, with the error against its selector.
+    let p1 = &problems[0];
+    assert_eq!(p1["model"]["state"], "ok");
+    assert_eq!(p1["selectors"][0]["round_files"], 2);
+    assert!(p1["selectors"][1]["round_files"].is_null());
+    let errors = p1["errors"].as_array().unwrap();
+    let listing = errors
+        .iter()
+        .find(|e| e["selector"] == S2)
+        .unwrap_or_else(|| panic!("no error for {S2}: {errors:#?}"));
+    assert_keys(listing, &["problem", "selector", "path", "error"]);
+    assert_eq!(listing["path"], round_files.display().to_string());
+
+    // p2 is untouched by p1's trouble.
+    assert_eq!(problems[1]["problem"], "p2");
+    assert_eq!(problems[1]["checkpoint"]["state"], "ok");
+    assert_eq!(problems[1]["errors"].as_array().unwrap().len(), 0);
+
+    let text = stdout(&tree.cmd().arg("status").output().unwrap());
+    assert!(text.contains("problem p2"), "{text}");
+    assert!(text.contains("client updates unknown"), "{text}");
+}
+
+#[test]
+fn a_malformed_layout_marker_is_named_as_such_and_exits_1() {
+    let tree = Tree::demo();
+    tree.add_problem("p2");
+    let marker = tree.root().join("p2/initFiles/.fedota-layout");
+    std::fs::write(&marker, b"garbage").unwrap();
+
+    let out = tree.cmd().args(["status", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = json(&out, "status");
+    assert_eq!(report["problems"][0]["model"]["state"], "ok");
+
+    let p2 = &report["problems"][1];
+    assert!(p2["model"].is_null() && p2["lock"].is_null(), "{p2:#}");
+    let error = &p2["errors"][0];
+    assert_eq!(error["path"], marker.display().to_string());
+    let message = error["error"].as_str().unwrap();
+    assert!(message.contains("malformed layout marker"), "{message}");
+    assert!(!message.contains("commit record"), "{message}");
+}
+
+#[test]
+fn a_lost_commit_record_of_fl_checkpoint_makes_status_exit_1() {
+    let tree = Tree::demo();
+    std::fs::remove_file(tree.p1("initFiles/.fedota-commit.fl_checkpoint")).unwrap();
+
+    let out = tree.cmd().args(["status", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let file = &json(&out, "status")["problems"][0]["checkpoint"];
+    assert_eq!(file["state"], "missing", "{file:#}");
 }

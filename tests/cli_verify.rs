@@ -48,13 +48,13 @@ fn verify_json_has_the_documented_fields_and_the_corrupt_file() {
     );
     assert_keys(
         &report["summary"],
-        &["files", "bytes", "problems", "warnings"],
+        &["files", "bytes", "problems", "warnings", "errors"],
     );
     assert_eq!(report["summary"]["files"], 6);
     assert_eq!(report["summary"]["problems"], 1);
 
     let p = &report["problems"][0];
-    assert_keys(p, &["problem", "round", "files"]);
+    assert_keys(p, &["problem", "round", "files", "errors"]);
     assert_eq!(p["round"], 2);
     let files = p["files"].as_array().unwrap();
     for f in files {
@@ -205,4 +205,96 @@ fn verify_of_one_problem_checks_only_that_one() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let out = tree.cmd().arg("verify").output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unwritable_stderr_does_not_crash_the_librarys_warnings() {
+    // A corrupt file makes the library log a warning, which cannot be written to
+    // /dev/full: verify still reports and exits 1.
+    let tree = Tree::demo();
+    flip_byte(&tree.p1("initFiles/fl_checkpoint"), 3);
+    let root = tree.root().to_str().unwrap();
+
+    let out = sh(
+        r#"exec "$0" "$@" 2>/dev/full"#,
+        &["--root", root, "verify", "--read-attempts", "1"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("corrupt"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_lost_commit_record_of_the_model_is_missing_in_a_tree_fedota_store_made() {
+    let tree = Tree::demo();
+    let record = tree.p1("initFiles/.fedota-commit.model.h5");
+    std::fs::remove_file(&record).unwrap();
+
+    let out = tree.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = json(&out, "verify");
+    let model = &report["problems"][0]["files"][0];
+    assert_eq!(model["artifact"], "model");
+    assert_eq!(model["state"], "missing", "{model:#}");
+    assert_eq!(model["error_path"], record.display().to_string());
+    assert!(
+        model["error"]
+            .as_str()
+            .unwrap()
+            .contains("the commit record is gone"),
+        "{model:#}"
+    );
+
+    // Without the layout marker, the tree is the older services': legacy, exit 0.
+    std::fs::remove_file(tree.p1("initFiles/.fedota-layout")).unwrap();
+    let out = tree.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(
+        json(&out, "verify")["problems"][0]["files"][0]["state"],
+        "legacy"
+    );
+}
+
+#[test]
+fn verify_goes_on_past_a_selector_it_cannot_list_and_exits_2() {
+    let tree = Tree::demo();
+    tree.add_problem("p2");
+    let round_files = tree.break_round_files_of_s2();
+
+    let out = tree.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let report = json(&out, "verify");
+
+    // Everything else in p1 and all of p2 was checked.
+    let p1 = &report["problems"][0];
+    assert_eq!(p1["files"].as_array().unwrap().len(), 6);
+    assert_eq!(p1["errors"][0]["selector"], S2);
+    assert_eq!(p1["errors"][0]["path"], round_files.display().to_string());
+    assert_eq!(report["problems"][1]["files"].as_array().unwrap().len(), 2);
+    assert_eq!(report["summary"]["errors"], 1);
+    assert_eq!(report["summary"]["problems"], 0);
+
+    let text = stdout(&tree.cmd().arg("verify").output().unwrap());
+    assert!(text.contains("verify: FAILED"), "{text}");
+}
+
+#[test]
+fn read_attempts_sets_how_often_a_damaged_file_is_read() {
+    let tree = Tree::demo();
+    flip_byte(&tree.p1("initFiles/model.h5"), 2);
+
+    let out = tree
+        .cmd()
+        .args(["verify", "--read-attempts", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("(read 1 time)"), "{}", stdout(&out));
+
+    let out = tree
+        .cmd()
+        .args(["verify", "--read-attempts", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -23,14 +23,87 @@
 //! `ok` and `legacy` (a file an older service wrote, with no commit record, read
 //! unverified) are sound; `absent` means nothing was ever committed there (a selector
 //! that has not sent an aggregate yet). Every other state is a problem.
+//!
+//! In a problem that fedota-store made (it has a layout marker), `model.h5` and
+//! `fl_checkpoint` are only ever written with a commit record, so one of them without
+//! its record is `missing`, with an error naming the record, not `legacy`. Aggregates
+//! and client updates without a record stay `legacy`: during a migration, selectors
+//! of the older services still write them.
+//!
+//! # The JSON form of an error met on the way
+//!
+//! `status`, `verify` and `gc` go on past what they cannot read (a problem whose
+//! layout marker is malformed, a `roundFiles` that is not a directory, a leftover
+//! that cannot be removed) and list it:
+//!
+//! ```text
+//! { "problem": string, "selector": string | null, "path": string | null,
+//!   "error": string }
+//! ```
 
 use std::fs;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-use fedota_store::{Artifact, ArtifactKind, ClientNo, Error, Problem, Round};
+use fedota_store::{
+    Artifact, ArtifactKind, ClientNo, Error, Problem, ProblemId, RetryPolicy, Round, SelectorId,
+};
 use indicatif::ProgressBar;
 use serde::Serialize;
+
+use crate::output::{self, Outcome};
+
+/// How patiently `status` and `verify` read a file that does not match its record.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ReadArgs {
+    /// How many times to read a file that does not match its commit record before
+    /// reporting it. The default waits about 5 s per damaged file, in case a writer
+    /// was between its renames; 1 reports at once, but can then report a file that is
+    /// being committed as damaged
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = RetryPolicy::default().attempts,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    read_attempts: u32,
+}
+
+impl ReadArgs {
+    /// The library's retry policy with this many attempts.
+    pub fn policy(self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.read_attempts,
+            ..RetryPolicy::default()
+        }
+    }
+}
+
+/// Something `status`, `verify` or `gc` could not read or do; the report goes on
+/// without it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub problem: String,
+    pub selector: Option<String>,
+    pub path: Option<PathBuf>,
+    pub error: String,
+    /// The exit code the error would have had on its own.
+    #[serde(skip)]
+    pub outcome: Outcome,
+}
+
+impl Failure {
+    /// `error`, met in `problem` (and in `selector`'s directory, if given).
+    pub fn new(problem: &ProblemId, selector: Option<&SelectorId>, error: &Error) -> Self {
+        Self {
+            problem: problem.to_string(),
+            selector: selector.map(ToString::to_string),
+            path: error.path().map(|p| p.to_owned()),
+            error: output::describe(error),
+            outcome: Outcome::of_error(error),
+        }
+    }
+}
 
 /// What a check found about one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,7 +116,8 @@ pub enum State {
     /// Nothing was ever committed here.
     Absent,
     /// The data file or its weight file is gone, though a record or the layout says
-    /// it should be there.
+    /// it should be there; or the commit record of the model or the global checkpoint
+    /// is gone in a problem that fedota-store made.
     Missing,
     /// Its bytes do not have the recorded checksum.
     Corrupt,
@@ -184,23 +258,46 @@ pub fn check(problem: &Problem, artifact: &Artifact, progress: Option<&ProgressB
 
     match result {
         Ok(snapshot) => {
-            let state = if snapshot.is_verified() {
-                State::Ok
-            } else {
-                State::Legacy
+            let state = match (snapshot.is_verified(), must_be_recorded(problem, artifact)) {
+                (true, _) => State::Ok,
+                (false, false) => State::Legacy,
+                (false, true) => State::Missing,
             };
             let mut report = FileReport::new(artifact, state);
             report.size = Some(snapshot.value);
             report.round = snapshot.round();
             report.weight = snapshot.weight;
             report.committed_at = snapshot.record.map(|r| r.committed_at);
-            if state == State::Legacy {
-                report.error = Some("no commit record: written by an older service".into());
+
+            let record = artifact.record_path();
+            match state {
+                State::Legacy => {
+                    report.error = Some("no commit record: written by an older service".into());
+                }
+                State::Missing => {
+                    report.error = Some(format!(
+                        "{}: the commit record is gone, though the layout marker says \
+                         fedota-store made this problem; the file cannot be verified",
+                        record.display()
+                    ));
+                    report.error_path = Some(record);
+                }
+                _ => {}
             }
             report
         }
         Err(error) => failed(problem, artifact, &error),
     }
+}
+
+/// Whether `artifact` can only have been written with a commit record: the model and
+/// the global checkpoint of a problem that has a layout marker. Aggregates and client
+/// updates may come from selectors of the older services during a migration.
+fn must_be_recorded(problem: &Problem, artifact: &Artifact) -> bool {
+    matches!(
+        artifact.kind(),
+        ArtifactKind::Model | ArtifactKind::GlobalCheckpoint
+    ) && matches!(problem.layout_version(), Ok(Some(_)))
 }
 
 /// The report of a file whose read failed, with what its record says, if anything.
@@ -218,8 +315,11 @@ fn failed(problem: &Problem, artifact: &Artifact, error: &Error) -> FileReport {
         report.committed_at = Some(record.committed_at);
     }
     report.error = Some(match error {
-        Error::Inconsistent { attempts, .. } => format!("{innermost} (read {attempts} times)"),
-        other => other.to_string(),
+        Error::Inconsistent { attempts, .. } => {
+            let times = output::count(*attempts as usize, "time");
+            format!("{} (read {times})", output::describe(innermost))
+        }
+        other => output::describe(other),
     });
     report.error_path = innermost.path().map(|p| p.to_owned());
     report

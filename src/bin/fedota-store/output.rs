@@ -22,13 +22,17 @@ pub struct OutputArgs {
     pub json: bool,
 }
 
-/// What a verb found, when it ran to the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a verb found, when it ran to the end. Ordered from best to worst, so the
+/// outcome of a run is the `max` of its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Outcome {
     /// Nothing wrong: exit 0.
+    #[default]
     Clean,
     /// The check found a problem: exit 1.
     Problems,
+    /// Part of the tree could not be read, and the report went on without it: exit 2.
+    Failed,
 }
 
 impl Outcome {
@@ -41,11 +45,22 @@ impl Outcome {
         }
     }
 
+    /// The outcome of a run that met `error` and went on: exit 1 or 2, as if the verb
+    /// had stopped there.
+    pub fn of_error(error: &Error) -> Self {
+        if exit_code(error) == 1 {
+            Outcome::Problems
+        } else {
+            Outcome::Failed
+        }
+    }
+
     /// The exit code.
     pub fn code(self) -> u8 {
         match self {
             Outcome::Clean => 0,
             Outcome::Problems => 1,
+            Outcome::Failed => 2,
         }
     }
 }
@@ -275,6 +290,13 @@ mod tests {
             holder: None,
         };
         assert_eq!(exit_code(&held), 1);
+    }
+
+    #[test]
+    fn the_worst_outcome_wins() {
+        let parts = [Outcome::Problems, Outcome::Failed, Outcome::Clean];
+        assert_eq!(parts.into_iter().max(), Some(Outcome::Failed));
+        assert_eq!(Outcome::Problems.max(Outcome::Clean).code(), 1);
     }
 
     #[test]

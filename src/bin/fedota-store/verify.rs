@@ -25,23 +25,42 @@
 //!
 //! ```text
 //! { "command": "verify", "schema_version": 1, "root": string,
-//!   "problems": [ { "problem": string, "round": number | null, "files": [File] } ],
+//!   "problems": [ { "problem": string, "round": number | null, "files": [File],
+//!                   "errors": [Failure] } ],
 //!   "summary": { "files": number, "bytes": number,
-//!                "problems": number, "warnings": number } }
+//!                "problems": number, "warnings": number, "errors": number } }
 //! ```
 //!
-//! `File` is the checked-file object documented in `check.rs`; `files` lists every
-//! file checked, sound or not.
+//! `File` is the checked-file object and `Failure` the error object, both documented
+//! in `check.rs`; `files` lists every file checked, sound or not.
+//!
+//! # Errors on the way
+//!
+//! A problem that cannot be opened (its layout marker is malformed, say), or a
+//! selector whose `roundFiles` cannot be listed, is listed under `errors`, and
+//! `verify` goes on with the rest. It exits with the worst code it met: 2 if
+//! something could not be read, else 1 if a file is a problem, else 0. With
+//! `--problem`, a problem that cannot be opened is the verb's error.
+//!
+//! # Time
+//!
+//! Each file that does not match its record is read again for about five seconds
+//! before it is reported (`--read-attempts`, default 16), so a tree with many damaged
+//! files takes that long per file. `--read-attempts 1` reports at once; it is meant
+//! for a tree no service is writing, since it reports a file caught mid-commit as
+//! damaged.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use fedota_store::layout::{CLIENT_UPDATE_PREFIX, RECORD_PREFIX};
-use fedota_store::{Artifact, ArtifactKind, ClientNo, Error, Problem, ProblemId, Round, Store};
+use fedota_store::{
+    Artifact, ArtifactKind, ClientNo, Error, Problem, ProblemId, Round, SelectorId, Store,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::check::{self, FileReport};
+use crate::check::{self, Failure, FileReport, ReadArgs};
 use crate::output::{self, Outcome, Output, OutputArgs, Render};
 
 /// Draw a progress bar for more files than this…
@@ -54,6 +73,9 @@ pub struct Args {
     /// Only this problem [default: every problem under the root]
     #[arg(long, value_name = "ID")]
     problem: Option<ProblemId>,
+
+    #[command(flatten)]
+    read: ReadArgs,
 
     #[command(flatten)]
     pub out: OutputArgs,
@@ -71,6 +93,7 @@ struct ProblemFiles {
     problem: String,
     round: Option<Round>,
     files: Vec<FileReport>,
+    errors: Vec<Failure>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -79,26 +102,62 @@ struct Summary {
     bytes: u64,
     problems: usize,
     warnings: usize,
+    errors: usize,
+}
+
+/// One problem's work: what to check, and what could not even be listed.
+struct Work {
+    id: ProblemId,
+    problem: Option<Problem>,
+    artifacts: Vec<Artifact>,
+    errors: Vec<Failure>,
 }
 
 pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
-    let store = Store::open(root)?;
-    let ids = match args.problem {
-        Some(id) => vec![id],
-        None => store.problems()?,
+    let store = Store::open(root)?.with_retry_policy(args.read.policy());
+
+    // A problem named on the command line must open; among all the problems, one
+    // that does not is reported and the others are still checked.
+    let opened = match args.problem {
+        Some(id) => {
+            let problem = store.problem(&id)?;
+            vec![(id, Ok(problem))]
+        }
+        None => store
+            .problems()?
+            .into_iter()
+            .map(|id| {
+                let problem = store.problem(&id);
+                (id, problem)
+            })
+            .collect(),
     };
 
     // List everything first, so the progress bar knows the total.
-    let mut work: Vec<(Problem, Vec<Artifact>)> = Vec::with_capacity(ids.len());
-    for id in &ids {
-        let problem = store.problem(id)?;
-        let artifacts = artifacts_of(&problem)?;
-        work.push((problem, artifacts));
-    }
-    let files: usize = work.iter().map(|(_, a)| a.len()).sum();
+    let work: Vec<Work> = opened
+        .into_iter()
+        .map(|(id, problem)| match problem {
+            Ok(problem) => {
+                let (artifacts, errors) = artifacts_of(&problem);
+                Work {
+                    id,
+                    problem: Some(problem),
+                    artifacts,
+                    errors,
+                }
+            }
+            Err(e) => Work {
+                errors: vec![Failure::new(&id, None, &e)],
+                id,
+                problem: None,
+                artifacts: Vec::new(),
+            },
+        })
+        .collect();
+    let files: usize = work.iter().map(|w| w.artifacts.len()).sum();
     let bytes: u64 = work
         .iter()
-        .flat_map(|(_, a)| a)
+        .flat_map(|w| &w.artifacts)
         .filter_map(|a| std::fs::metadata(a.data_path()).ok())
         .map(|m| m.len())
         .sum();
@@ -106,11 +165,17 @@ pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
 
     let mut problems = Vec::with_capacity(work.len());
     let mut summary = Summary::default();
-    for (problem, artifacts) in &work {
-        let round = problem.global_round().ok();
-        let mut reports = Vec::with_capacity(artifacts.len());
+    let mut outcome = Outcome::Clean;
+    for w in work {
+        let round = w.problem.as_ref().and_then(|p| p.global_round().ok());
+        let mut reports = Vec::with_capacity(w.artifacts.len());
 
-        for artifact in artifacts {
+        // A problem that did not open has nothing to check.
+        let checkable = w
+            .problem
+            .iter()
+            .flat_map(|p| w.artifacts.iter().map(move |a| (p, a)));
+        for (problem, artifact) in checkable {
             let mut report = check::check(problem, artifact, bar.as_ref());
             if matches!(
                 artifact.kind(),
@@ -123,54 +188,77 @@ pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
             summary.bytes += report.size.unwrap_or(0);
             if report.state.is_problem() {
                 summary.problems += 1;
+                outcome = outcome.max(Outcome::Problems);
             } else if report.stale || report.state == check::State::Legacy {
                 summary.warnings += 1;
             }
             reports.push(report);
         }
 
+        summary.errors += w.errors.len();
+        outcome = w
+            .errors
+            .iter()
+            .map(|e| e.outcome)
+            .fold(outcome, Outcome::max);
         problems.push(ProblemFiles {
-            problem: problem.id().to_string(),
+            problem: w.id.to_string(),
             round,
             files: reports,
+            errors: w.errors,
         });
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
 
-    let found = summary.problems > 0;
     out.report(&VerifyReport {
         root: root.to_owned(),
         problems,
         summary,
     })?;
-    Ok(Outcome::problems_if(found))
+    Ok(outcome)
 }
 
-/// The model and the global checkpoint, always, then whatever else exists.
-fn artifacts_of(problem: &Problem) -> Result<Vec<Artifact>, Error> {
+/// The model and the global checkpoint, always, then each selector's aggregate and
+/// client updates that have a data file or a commit record. A selector whose
+/// `roundFiles` cannot be listed is left out, with its error.
+fn artifacts_of(problem: &Problem) -> (Vec<Artifact>, Vec<Failure>) {
     let mut artifacts = vec![
         problem.artifact(ArtifactKind::Model),
         problem.artifact(ArtifactKind::GlobalCheckpoint),
     ];
-    artifacts.extend(problem.artifacts()?.into_iter().filter(|a| {
-        !matches!(
-            a.kind(),
-            ArtifactKind::Model | ArtifactKind::GlobalCheckpoint
-        )
-    }));
+    let mut errors = Vec::new();
+    let exists = |a: &Artifact| a.data_path().exists() || a.record_path().exists();
 
-    // A client update whose data file was deleted is listed by nobody but its record.
-    for selector in problem.selectors()? {
-        for client in recorded_clients(&problem.layout().round_dir(&selector))? {
-            let artifact = problem.artifact(ArtifactKind::ClientUpdate(selector.clone(), client));
-            if !artifact.data_path().exists() {
-                artifacts.push(artifact);
-            }
+    let selectors = problem.selectors().unwrap_or_else(|e| {
+        errors.push(Failure::new(problem.id(), None, &e));
+        Vec::new()
+    });
+    for selector in selectors {
+        let aggregate = problem.artifact(ArtifactKind::Aggregate(selector.clone()));
+        if exists(&aggregate) {
+            artifacts.push(aggregate);
+        }
+
+        match clients_of(problem, &selector) {
+            Ok(clients) => artifacts.extend(clients.into_iter().map(|client| {
+                problem.artifact(ArtifactKind::ClientUpdate(selector.clone(), client))
+            })),
+            Err(e) => errors.push(Failure::new(problem.id(), Some(&selector), &e)),
         }
     }
-    Ok(artifacts)
+    (artifacts, errors)
+}
+
+/// The clients of `selector` with a data file or, for one whose data file was
+/// deleted, a commit record.
+fn clients_of(problem: &Problem, selector: &SelectorId) -> Result<Vec<ClientNo>, Error> {
+    let mut clients = problem.client_updates(selector)?;
+    clients.extend(recorded_clients(&problem.layout().round_dir(selector))?);
+    clients.sort_unstable();
+    clients.dedup();
+    Ok(clients)
 }
 
 /// The client numbers with a commit record in `dir` (a `roundFiles` directory).
@@ -225,6 +313,9 @@ impl Render for VerifyReport {
                 output::count(p.files.len(), "file"),
                 output::bytes(bytes)
             )?;
+            for e in &p.errors {
+                writeln!(w, "  {:<11} {}", "ERROR", e.error)?;
+            }
 
             for f in &p.files {
                 if f.state.is_problem() || f.state == check::State::Legacy {
@@ -244,10 +335,18 @@ impl Render for VerifyReport {
         }
 
         let s = &self.summary;
-        let verdict = if s.problems == 0 { "ok" } else { "FAILED" };
+        let verdict = if s.problems == 0 && s.errors == 0 {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        let errors = match s.errors {
+            0 => String::new(),
+            n => format!(", {} (not checked)", output::count(n, "error")),
+        };
         writeln!(
             w,
-            "verify: {verdict}: {} ({}) checked, {}, {}",
+            "verify: {verdict}: {} ({}) checked, {}, {}{errors}",
             output::count(s.files, "file"),
             output::bytes(s.bytes),
             output::count(s.problems, "problem"),
