@@ -21,7 +21,8 @@
 //!   "mount": { "mount_point": string, "fs_type": string, "source": string,
 //!              "mount_options": [string], "super_options": [string] } | null,
 //!   "findings": [ { "check": string, "severity": "pass" | "warn" | "fail",
-//!                   "summary": string, "reason": string, "fix": string | null } ],
+//!                   "summary": string, "reason": string,
+//!                   "fix": string | null } ],          null only for a pass
 //!   "summary": { "pass": number, "warn": number, "fail": number } }
 //! ```
 //!
@@ -33,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fedota_store::mount::{self, Finding, MountInfo, Severity};
-use fedota_store::{Error, Store};
+use fedota_store::{Error, Store, os};
 use serde::Serialize;
 
 use crate::output::{Outcome, Output, OutputArgs, Render};
@@ -101,9 +102,9 @@ pub fn run(root: &Path, args: Args, out: &Output) -> Result<Outcome, Error> {
         }
     };
 
-    findings.extend(probes::run(root));
+    findings.extend(probes::run(root, os::try_lock));
     if args.peer {
-        findings.extend(peer::run(root, args.timeout));
+        findings.extend(peer::run(root, args.timeout, os::try_lock));
     }
 
     let mut summary = Summary::default();

@@ -39,15 +39,16 @@
 //! timeouts are removed when a new run meets.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use fedota_store::mount::{Finding, Severity};
+use fedota_store::os;
 use serde::{Deserialize, Serialize};
 
 use crate::output;
-use fedota_store::os;
+use crate::probes::TryLock;
 
 /// The rendezvous directory under the root.
 pub const RENDEZVOUS_DIR: &str = ".fedota-doctor-peer";
@@ -93,12 +94,22 @@ struct Pair {
     first: bool,
     session: String,
     timeout: Duration,
+    try_lock: TryLock,
 }
 
+/// What to do when the two doctors cannot meet or exchange signals.
+const RENDEZVOUS_FIX: &str = "make the root writable by this user on both nodes, check \
+                              that both mount the same export, and run `doctor` alone on \
+                              each node first";
+
+/// What to do when the lock cannot be taken at all.
+const LOCK_FIX: &str = "on NFSv3, run rpc.statd on every client and the lock manager on the \
+                        server; or mount with vers=4.2";
+
 /// Meets a peer under `root` and runs the lock exchange, giving up on each wait after
-/// `timeout`.
-pub fn run(root: &Path, timeout: Duration) -> Vec<Finding> {
-    let pair = match meet(root, timeout) {
+/// `timeout`. Locks are taken with `try_lock` ([`os::try_lock`] outside tests).
+pub fn run(root: &Path, timeout: Duration, try_lock: TryLock) -> Vec<Finding> {
+    let pair = match meet(root, timeout, try_lock) {
         Ok(pair) => pair,
         Err(finding) => return vec![finding],
     };
@@ -152,7 +163,7 @@ fn host_finding(pair: &Pair) -> Finding {
 }
 
 /// Writes our hello and waits until exactly one other fresh hello appears.
-fn meet(root: &Path, timeout: Duration) -> Result<Pair, Finding> {
+fn meet(root: &Path, timeout: Duration, try_lock: TryLock) -> Result<Pair, Finding> {
     let dir = root.join(RENDEZVOUS_DIR);
     fs::create_dir_all(&dir)
         .map_err(|e| io_failure("create the rendezvous directory", &dir, &e))?;
@@ -167,11 +178,11 @@ fn meet(root: &Path, timeout: Duration) -> Result<Pair, Finding> {
     write_atomic(&dir, &hello_path, &me)?;
     let mine = modified(&hello_path).map_err(|e| io_failure("stat", &hello_path, &e))?;
 
-    eprintln!(
-        "doctor --peer: waiting up to {} for a peer in {}",
+    say(&format!(
+        "waiting up to {} for a peer in {}",
         output::age(timeout),
         dir.display()
-    );
+    ));
     let started = Instant::now();
 
     let peer = loop {
@@ -232,12 +243,12 @@ fn meet(root: &Path, timeout: Duration) -> Result<Pair, Finding> {
     } else {
         format!("run.{}.{}", peer.id, me.id)
     };
-    eprintln!(
-        "doctor --peer: met pid {} on {}; this side locks {}",
+    say(&format!(
+        "met pid {} on {}; this side locks {}",
         peer.pid,
         peer.host,
         if first { "first" } else { "second" }
-    );
+    ));
 
     Ok(Pair {
         dir,
@@ -246,7 +257,14 @@ fn meet(root: &Path, timeout: Duration) -> Result<Pair, Finding> {
         first,
         session,
         timeout,
+        try_lock,
     })
+}
+
+/// Tells the operator on stderr what the peer test is doing; a closed stderr is
+/// ignored.
+fn say(message: &str) {
+    let _ = writeln!(io::stderr(), "doctor --peer: {message}");
 }
 
 /// The other hellos in `dir` whose time is within `timeout` of ours; removes files
@@ -341,7 +359,7 @@ impl Pair {
             .write(true)
             .create_new(true)
             .open(&lock_path);
-        let file = match file.and_then(|f| os::try_lock(&f).map(|taken| (f, taken))) {
+        let file = match file.and_then(|f| (self.try_lock)(&f).map(|taken| (f, taken))) {
             Ok((f, true)) => f,
             Ok((_, false)) => {
                 let detail = "a new lock file was already locked".to_owned();
@@ -364,7 +382,7 @@ impl Pair {
         let taken = self.wait_for("b-locked")?;
         findings.push(handover(&taken, "the peer"));
         let attempt = if taken.outcome == "locked" {
-            let attempt = attempt(&file);
+            let attempt = attempt(&file, self.try_lock);
             findings.push(held_there(&attempt, &self.peer));
             attempt
         } else {
@@ -396,12 +414,12 @@ impl Pair {
                 return Err(io_failure("open", &lock_path, &e));
             }
         };
-        let tried = attempt(&file);
+        let tried = attempt(&file, self.try_lock);
         findings.push(held_there(&tried, &self.peer));
         self.send("b-tried", &tried)?;
 
         self.wait_for("a-released")?;
-        let taken = take_within(&file, self.timeout);
+        let taken = take_within(&file, self.timeout, self.try_lock);
         findings.push(handover(&taken, "this side"));
         self.send("b-locked", &taken)?;
 
@@ -437,8 +455,8 @@ impl Pair {
 }
 
 /// One try at the lock, released at once if taken: `blocked`, `acquired` or `error`.
-fn attempt(file: &File) -> Signal {
-    match os::try_lock(file) {
+fn attempt(file: &File, try_lock: TryLock) -> Signal {
+    match try_lock(file) {
         Ok(false) => Signal::new("blocked", None),
         Ok(true) => {
             let _ = os::unlock(file);
@@ -449,10 +467,10 @@ fn attempt(file: &File) -> Signal {
 }
 
 /// Tries the lock until it is granted or `timeout` passes; keeps it if granted.
-fn take_within(file: &File, timeout: Duration) -> Signal {
+fn take_within(file: &File, timeout: Duration, try_lock: TryLock) -> Signal {
     let started = Instant::now();
     loop {
-        match os::try_lock(file) {
+        match try_lock(file) {
             Ok(true) => {
                 let ms = started.elapsed().as_millis();
                 return Signal::new(
@@ -527,7 +545,8 @@ fn lock_finding(check: &str, tried: &Signal, context: String) -> Finding {
                 tried.detail.as_deref().unwrap_or("unknown error")
             ),
             why,
-        ),
+        )
+        .with_fix(LOCK_FIX),
     }
 }
 
@@ -547,6 +566,10 @@ fn handover(taken: &Signal, who: &str) -> Finding {
         format!("after the first holder released the lock, {who} could not get it: {detail}"),
         "a coordinator that stops would keep its successor out",
     )
+    .with_fix(
+        "check that no third process holds the lock file (lslocks on each node); on NFSv3, \
+         check that the lock manager and rpc.statd answer on both nodes and the server",
+    )
 }
 
 fn lock_failure(path: &Path, detail: &str) -> Finding {
@@ -556,6 +579,7 @@ fn lock_failure(path: &Path, detail: &str) -> Finding {
         format!("could not take the lock on {}: {detail}", path.display()),
         "without a working lock the two-node test cannot run",
     )
+    .with_fix(LOCK_FIX)
 }
 
 fn io_failure(step: &str, path: &Path, e: &io::Error) -> Finding {
@@ -565,6 +589,7 @@ fn io_failure(step: &str, path: &Path, e: &io::Error) -> Finding {
         format!("{step} {}: {e}", path.display()),
         "the two-node test meets through files under the root",
     )
+    .with_fix(RENDEZVOUS_FIX)
 }
 
 /// Writes `value` as JSON to a temporary name in `dir`, then renames it to `path`, so
@@ -593,4 +618,69 @@ fn revalidate(dir: &Path) {
 
 fn modified(path: &Path) -> io::Result<SystemTime> {
     fs::metadata(path)?.modified()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lock that every open file description gets, as with `nolock`.
+    fn never_conflicts(_: &File) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    /// Runs both sides of the exchange in two threads of this process.
+    fn exchange(try_lock: TryLock) -> [Vec<Finding>; 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        let timeout = Duration::from_secs(20);
+
+        let other = {
+            let root = root.clone();
+            std::thread::spawn(move || run(&root, timeout, try_lock))
+        };
+        let this = run(&root, timeout, try_lock);
+        [this, other.join().unwrap()]
+    }
+
+    fn severity(findings: &[Finding], check: &str) -> Severity {
+        findings
+            .iter()
+            .find(|f| f.check == check)
+            .unwrap_or_else(|| panic!("no {check} in {findings:#?}"))
+            .severity
+    }
+
+    #[test]
+    fn a_lock_that_never_conflicts_fails_both_sides() {
+        for findings in exchange(never_conflicts) {
+            assert_eq!(
+                severity(&findings, "peer-lock-held-here"),
+                Severity::Fail,
+                "{findings:#?}"
+            );
+            assert_eq!(
+                severity(&findings, "peer-lock-held-there"),
+                Severity::Fail,
+                "{findings:#?}"
+            );
+            for f in findings.iter().filter(|f| f.severity != Severity::Pass) {
+                assert!(f.fix.is_some(), "{f:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_coordinators_lock_passes_both_sides() {
+        for findings in exchange(os::try_lock) {
+            for check in [
+                "peer-rendezvous",
+                "peer-lock-held-here",
+                "peer-lock-held-there",
+                "peer-lock-handover",
+            ] {
+                assert_eq!(severity(&findings, check), Severity::Pass, "{findings:#?}");
+            }
+        }
+    }
 }

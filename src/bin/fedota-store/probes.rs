@@ -17,6 +17,8 @@
 //! The lock probe runs in one process on one node, where the kernel's own lock table
 //! decides; it shows that locks work here, not that they reach other nodes. The mount
 //! options and `doctor --peer` speak to that.
+//!
+//! Every finding that is not a pass says why it matters and what to do about it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -37,8 +39,15 @@ const CLOCK_WARN: Duration = Duration::from_secs(2);
 /// a leftover: fail.
 const CLOCK_FAIL: Duration = Duration::from_secs(5 * 60);
 
-/// Runs every probe in a new scratch directory under `root`, then removes it.
-pub fn run(root: &Path) -> Vec<Finding> {
+/// A way to take the coordinator's kind of lock without waiting, as
+/// [`os::try_lock`]: `Ok(true)` if taken, `Ok(false)` if another open file
+/// description holds it. The lock probes take it as a parameter, so that tests can
+/// check that they fail on a filesystem whose locks do not conflict.
+pub type TryLock = fn(&File) -> io::Result<bool>;
+
+/// Runs every probe in a new scratch directory under `root`, then removes it. The
+/// lock probe locks with `try_lock` ([`os::try_lock`] outside tests).
+pub fn run(root: &Path, try_lock: TryLock) -> Vec<Finding> {
     let scratch = root.join(format!(
         ".fedota-doctor.{}.{}.{}",
         os::hostname().to_owned(),
@@ -63,7 +72,7 @@ pub fn run(root: &Path) -> Vec<Finding> {
         write_fsync(&scratch),
         rename_over(&scratch),
         fsync_directory(&scratch),
-        lock_conflict(&scratch),
+        lock_conflict(&scratch, try_lock),
         clock(&scratch),
     ];
 
@@ -81,6 +90,12 @@ pub fn run(root: &Path) -> Vec<Finding> {
     findings
 }
 
+/// What to do when a probe's step fails with an I/O error: the error says which.
+const STEP_FIX: &str = "run doctor as the user the services run as, on a root with free \
+                        space; if the error persists, the filesystem or the NFS server \
+                        refuses what every commit does: check the server's logs and the \
+                        export";
+
 /// A finding for a probe whose step failed with an I/O error.
 fn step_failed(check: &str, step: &str, path: &Path, e: &io::Error, why: &str) -> Finding {
     Finding::new(
@@ -89,6 +104,7 @@ fn step_failed(check: &str, step: &str, path: &Path, e: &io::Error, why: &str) -
         format!("{step} {}: {e}", path.display()),
         why.to_owned(),
     )
+    .with_fix(STEP_FIX)
 }
 
 fn create_exclusive(dir: &Path) -> Finding {
@@ -154,6 +170,10 @@ fn write_fsync(dir: &Path) -> Finding {
                 path.display()
             ),
             why,
+        )
+        .with_fix(
+            "do not keep checkpoints here: check the disk or the NFS server for errors, and \
+             that the export is not `async`",
         );
     }
 
@@ -199,6 +219,10 @@ fn rename_over(dir: &Path) -> Finding {
                 target.display()
             ),
             why,
+        )
+        .with_fix(
+            "use a filesystem whose rename replaces the target atomically (a local disk, or \
+             NFS without `nocto`)",
         ),
         Err(e) => step_failed(check, "read after rename", &target, &e, why),
     }
@@ -218,12 +242,18 @@ fn fsync_directory(dir: &Path) -> Finding {
             "fedota-store then relies on the filesystem itself to make renames durable, as \
              an NFS server does before it replies; on a local filesystem that refuses it, \
              a crash can lose the last commit's name",
+        )
+        .with_fix(
+            "nothing to do on NFS; on a local filesystem, keep the tree on one that supports \
+             it (ext4, XFS, btrfs)",
         ),
         Err(e) => step_failed(check, "fsync directory", dir, &e, why),
     }
 }
 
-fn lock_conflict(dir: &Path) -> Finding {
+/// Locks a file through one open file description, then tries through a second:
+/// `try_lock` must refuse the second while the first holds it, and grant it after.
+fn lock_conflict(dir: &Path, try_lock: TryLock) -> Finding {
     let check = "lock-conflict";
     let why = "the coordinator lock must refuse a second holder; here the probe is one \
                process on one node";
@@ -255,7 +285,7 @@ fn lock_conflict(dir: &Path) -> Finding {
         )
     };
 
-    match os::try_lock(&first) {
+    match try_lock(&first) {
         Ok(true) => {}
         Ok(false) => {
             return Finding::new(
@@ -263,15 +293,20 @@ fn lock_conflict(dir: &Path) -> Finding {
                 Severity::Fail,
                 format!("a new file {} was already locked", path.display()),
                 why,
-            );
+            )
+            .with_fix(format!(
+                "find the process that locks files in {} (lslocks; on NFS, the server's lock \
+                 list), and run doctor again",
+                dir.display()
+            ));
         }
         Err(e) => return refused(e),
     }
 
     // While the first holds it, the second must be refused; once released, not.
-    let blocked = os::try_lock(&second);
+    let blocked = try_lock(&second);
     let _ = os::unlock(&first);
-    let after = os::try_lock(&second);
+    let after = try_lock(&second);
     let _ = os::unlock(&second);
 
     match (blocked, after) {
@@ -304,6 +339,10 @@ fn lock_conflict(dir: &Path) -> Finding {
                 path.display()
             ),
             "a coordinator that stops would keep every successor out",
+        )
+        .with_fix(
+            "use a filesystem whose locks are released on unlock (a local disk, or NFS with \
+             locking); on NFSv3, check that the lock manager answers",
         ),
         (Err(e), _) | (_, Err(e)) => refused(e),
     }
@@ -349,5 +388,53 @@ fn clock(dir: &Path) -> Finding {
             "synchronise the clocks of every node and the file server (NTP or chrony); until \
              then give gc an --older-than well above the difference",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lock that every open file description gets, as with `nolock`.
+    fn never_conflicts(_: &File) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    #[test]
+    fn a_lock_that_never_conflicts_fails_the_probe() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let finding = lock_conflict(dir.path(), never_conflicts);
+        assert_eq!(finding.severity, Severity::Fail, "{finding:?}");
+        assert!(finding.summary.contains("both got"), "{}", finding.summary);
+        assert!(finding.fix.is_some());
+    }
+
+    #[test]
+    fn the_coordinators_lock_passes_the_probe() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let finding = lock_conflict(dir.path(), os::try_lock);
+        assert_eq!(finding.severity, Severity::Pass, "{finding:?}");
+    }
+
+    #[test]
+    fn every_probe_that_does_not_pass_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone");
+
+        let findings = [
+            create_exclusive(&missing),
+            write_fsync(&missing),
+            rename_over(&missing),
+            fsync_directory(&missing),
+            lock_conflict(&missing, os::try_lock),
+            clock(&missing),
+        ];
+        for f in findings {
+            assert_eq!(f.severity, Severity::Fail, "{f:?}");
+            assert!(f.fix.is_some(), "{f:?}");
+            assert!(f.summary.contains("gone"), "{f:?}");
+        }
     }
 }
