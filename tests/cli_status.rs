@@ -248,6 +248,14 @@ fn a_malformed_layout_marker_is_named_as_such_and_exits_1() {
     let message = error["error"].as_str().unwrap();
     assert!(message.contains("malformed layout marker"), "{message}");
     assert!(!message.contains("commit record"), "{message}");
+
+    // verify says the same, and checks p1 all the same.
+    let out = tree.cmd().arg("verify").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("problem p1: round 2, 6 files"), "{text}");
+    assert!(text.contains("problem p2: could not be opened"), "{text}");
+    assert!(text.contains("malformed layout marker"), "{text}");
 }
 
 #[test]

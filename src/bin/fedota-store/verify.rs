@@ -304,15 +304,21 @@ fn progress_bar(bytes: u64) -> ProgressBar {
 impl Render for VerifyReport {
     fn render(&self, w: &mut dyn Write) -> io::Result<()> {
         for p in &self.problems {
+            // The model and the checkpoint are always checked, unless the problem
+            // could not be opened.
             let round = p.round.map_or("unknown".to_owned(), |r| r.to_string());
             let bytes: u64 = p.files.iter().filter_map(|f| f.size).sum();
-            writeln!(
-                w,
-                "problem {}: round {round}, {} ({})",
-                p.problem,
-                output::count(p.files.len(), "file"),
-                output::bytes(bytes)
-            )?;
+            if p.files.is_empty() {
+                writeln!(w, "problem {}: could not be opened", p.problem)?;
+            } else {
+                writeln!(
+                    w,
+                    "problem {}: round {round}, {} ({})",
+                    p.problem,
+                    output::count(p.files.len(), "file"),
+                    output::bytes(bytes)
+                )?;
+            }
             for e in &p.errors {
                 writeln!(w, "  {:<11} {}", "ERROR", e.error)?;
             }
