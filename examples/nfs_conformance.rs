@@ -6,9 +6,10 @@
 //! exit code agrees: 0 for OK, 1 for FAIL, 2 for a usage or setup error. The lab
 //! driver runs the two sides on two NFS clients and compares.
 //!
-//! Checkpoint contents are self-describing: a header naming the round, then bytes
-//! derived from the round. A reader can thus tell a torn or mixed version from a
-//! whole one without trusting the commit record it is testing.
+//! Checkpoint contents are self-describing: a header naming the round and the size,
+//! then bytes derived from the round; an aggregate's weight is derived from its round
+//! too. A reader can thus tell a torn, short or mixed version (or data beside another
+//! round's weight) from a whole one without trusting the commit record it is testing.
 //!
 //! ```text
 //! cargo run --example nfs_conformance -- setup --root /tmp/t
@@ -19,40 +20,47 @@
 mod commands;
 #[path = "nfs_conformance/observe.rs"]
 mod observe;
+#[path = "nfs_conformance/readers.rs"]
+mod readers;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use fedota_store::ProblemId;
+use fedota_store::{ProblemId, SelectorId};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use commands::{
-    commit_loop, crash_loop, gc, hold, read_loop, setup, stale_commit, staleness, takeover,
-    try_lock, verify,
+    commit_loop, crash_loop, gc, hold, setup, stale_commit, takeover, try_lock, verify,
 };
 use observe::RetryCounter;
+use readers::{read_loop, staleness};
 
 const USAGE: &str = "\
 usage: nfs_conformance COMMAND [FLAGS]
 
 Every command takes --problem ID (default p). --root may be repeated where noted.
 
-  setup        --root DIR... [--size BYTES]
-      create the problem (model and global checkpoint of round 0) under each root
-  hold         --root DIR... --ready FILE --secs N [--commit-every-ms MS] [--size BYTES]
-      be the coordinator of each root's problem for N seconds; create FILE once all
-      are held; with --commit-every-ms, keep committing the first root's checkpoint
+  setup        --root DIR... [--selector SEL] [--size BYTES]
+      create the problem (model and global checkpoint of round 0) under each root;
+      with --selector, also that selector's aggregate of round 0
+  hold         --root DIR... --ready FILE --secs N [--stop FILE] [--commit-every-ms MS]
+               [--size BYTES]
+      be the coordinator of each root's problem for N seconds, or until the stop file
+      exists; create FILE once all are held; with --commit-every-ms, keep committing
+      the first root's checkpoint
   try-lock     --root DIR... [--repeat N] [--interval-ms MS] [--expect-holder-host H]
       try to become coordinator, without waiting; print blocked/acquired per root
-  commit-loop  --root DIR --count N [--size BYTES] [--log FILE]
-      commit N more rounds of the global checkpoint; log each commit's time
-  read-loop    --root DIR --until-round N [--timeout-secs S] [--log FILE]
-      read the global checkpoint continuously, verify every byte, count retries
+  commit-loop  --root DIR --count N [--aggregate SEL] [--size BYTES] [--log FILE]
+      commit N more rounds of the global checkpoint (or of selector SEL's aggregate,
+      with a weight derived from the round); log each commit's time
+  read-loop    --root DIR --until-round N [--aggregate SEL] [--timeout-secs S] [--log FILE]
+      read the global checkpoint (or SEL's aggregate) continuously, verify every byte
+      and the weight, count retries; any error returned fails
   staleness    --writer-log FILE --reader-log FILE
-      how far behind the reader was, in commits and in seconds
+      how far behind the reader was while the writer committed, in commits and time
   crash-loop   --root DIR [--size BYTES]
       commit forever (until killed), printing the round before each commit
   takeover     --root DIR --wait-secs S [--size BYTES]
@@ -60,8 +68,8 @@ Every command takes --problem ID (default p). --root may be repeated where noted
   stale-commit --root DIR --ready FILE --go FILE [--go-timeout-secs S] [--size BYTES]
       become coordinator, create FILE, wait for the go file, then try to commit:
       OK if the commit is refused by the fencing check
-  verify       --root DIR
-      read the global checkpoint, verified, and check its content
+  verify       --root DIR [--expect-round N]
+      read the global checkpoint, verified, and check its content (and round)
   gc           --root DIR
       remove the crate's leftover temporary files; OK if none is left and every
       other file (.nfs* included) is still there
@@ -163,19 +171,21 @@ fn run(args: &mut Flags) -> Result<Outcome, Box<dyn std::error::Error>> {
     let problem = ProblemId::new(args.value("problem")?.unwrap_or_else(|| "p".to_owned()))?;
     match command.as_str() {
         "setup" => {
+            let selector = selector(args)?;
             let size = args.parse("size")?.unwrap_or(4096);
             let roots = roots(args)?;
             args.finish()?;
-            setup(&roots, &problem, size)
+            setup(&roots, &problem, selector.as_ref(), size)
         }
         "hold" => {
             let ready: PathBuf = args.required("ready")?;
             let secs = args.required("secs")?;
+            let stop = args.value("stop")?.map(PathBuf::from);
             let every = args.parse::<u64>("commit-every-ms")?;
             let size = args.parse("size")?.unwrap_or(4096);
             let roots = roots(args)?;
             args.finish()?;
-            hold(&roots, &problem, &ready, secs, every, size)
+            hold(&roots, &problem, &ready, secs, stop.as_deref(), every, size)
         }
         "try-lock" => {
             let repeat = args.parse("repeat")?.unwrap_or(1);
@@ -188,20 +198,30 @@ fn run(args: &mut Flags) -> Result<Outcome, Box<dyn std::error::Error>> {
         "commit-loop" => {
             let root: PathBuf = args.required("root")?;
             let count = args.required("count")?;
+            let aggregate = selector_of(args, "aggregate")?;
             let size = args.parse("size")?.unwrap_or(65536);
             let log = args.value("log")?.map(PathBuf::from);
             args.finish()?;
-            commit_loop(&root, &problem, count, size, log.as_deref())
+            commit_loop(
+                &root,
+                &problem,
+                aggregate.as_ref(),
+                count,
+                size,
+                log.as_deref(),
+            )
         }
         "read-loop" => {
             let root: PathBuf = args.required("root")?;
             let until = args.required("until-round")?;
+            let aggregate = selector_of(args, "aggregate")?;
             let timeout = args.parse("timeout-secs")?.unwrap_or(300);
             let log = args.value("log")?.map(PathBuf::from);
             args.finish()?;
             read_loop(
                 &root,
                 &problem,
+                aggregate.as_ref(),
                 until,
                 Duration::from_secs(timeout),
                 log.as_deref(),
@@ -244,8 +264,9 @@ fn run(args: &mut Flags) -> Result<Outcome, Box<dyn std::error::Error>> {
         }
         "verify" => {
             let root: PathBuf = args.required("root")?;
+            let expect = args.parse("expect-round")?;
             args.finish()?;
-            verify(&root, &problem)
+            verify(&root, &problem, expect)
         }
         "gc" => {
             let root: PathBuf = args.required("root")?;
@@ -254,6 +275,19 @@ fn run(args: &mut Flags) -> Result<Outcome, Box<dyn std::error::Error>> {
         }
         other => Err(format!("unknown command {other:?}\n\n{USAGE}").into()),
     }
+}
+
+/// Takes the `--selector` flag, if there is one.
+fn selector(args: &mut Flags) -> Result<Option<SelectorId>, Box<dyn std::error::Error>> {
+    selector_of(args, "selector")
+}
+
+/// Takes flag `--NAME SEL`, a selector id, if it is there.
+fn selector_of(
+    args: &mut Flags,
+    name: &str,
+) -> Result<Option<SelectorId>, Box<dyn std::error::Error>> {
+    Ok(args.value(name)?.map(SelectorId::new).transpose()?)
 }
 
 /// Takes every `--root` flag; at least one is required.

@@ -1,27 +1,28 @@
 //! The subcommands: each is one side of one lab case, run through the crate's
 //! public API.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use fedota_store::{CreateOptions, Error, LockWait, ProblemId, Round, Store};
+use fedota_store::{
+    ArtifactKind, CreateOptions, Error, LockWait, ProblemId, Round, SelectorId, Store,
+};
 
 use crate::Outcome;
 use crate::observe::{
-    RETRY_MISMATCH, RETRY_NOT_FOUND, RETRY_STALE, check_payload, now_ns, payload, read_all,
-    server_clock_offset,
+    aggregate_weight, check_payload, now_ns, payload, read_all, server_clock_offset,
 };
 
-/// Creates the problem with its round-0 checkpoint under each root.
+/// Creates the problem with its round-0 checkpoint under each root, and with
+/// `selector`, that selector's aggregate of round 0.
 pub(crate) fn setup(
     roots: &[PathBuf],
     problem: &ProblemId,
+    selector: Option<&SelectorId>,
     size: usize,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
     for root in roots {
@@ -33,6 +34,13 @@ pub(crate) fn setup(
             &mut &payload(0, size)[..],
             CreateOptions::default(),
         )?;
+        if let Some(selector) = selector {
+            store.selector(problem, selector)?.commit_aggregate(
+                0,
+                aggregate_weight(0),
+                &mut &payload(0, size)[..],
+            )?;
+        }
     }
     Ok(Ok(format!(
         "created problem {problem} under {} root(s)",
@@ -40,13 +48,15 @@ pub(crate) fn setup(
     )))
 }
 
-/// Holds the coordinator lock of each root for `secs` seconds, optionally
-/// committing the first root's checkpoint every `every` milliseconds meanwhile.
+/// Holds the coordinator lock of each root for `secs` seconds (or until file `stop`
+/// exists), optionally committing the first root's checkpoint every `every`
+/// milliseconds meanwhile.
 pub(crate) fn hold(
     roots: &[PathBuf],
     problem: &ProblemId,
     ready: &Path,
     secs: u64,
+    stop: Option<&Path>,
     every: Option<u64>,
     size: usize,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
@@ -71,9 +81,10 @@ pub(crate) fn hold(
     );
     io::stdout().flush()?;
 
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
     let mut commits = 0u64;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !stop.is_some_and(Path::exists) {
         match every {
             Some(ms) => {
                 let coordinator = &held[0];
@@ -92,8 +103,9 @@ pub(crate) fn hold(
         }
     }
     Ok(Ok(format!(
-        "held {} lock(s) for {secs} s, committing {commits} round(s) meanwhile",
-        held.len()
+        "held {} lock(s) for {:.1} s, committing {commits} round(s) meanwhile",
+        held.len(),
+        started.elapsed().as_secs_f64()
     )))
 }
 
@@ -159,26 +171,54 @@ pub(crate) fn try_lock(
     })
 }
 
-/// Commits `count` more rounds of the global checkpoint, logging for each round the
-/// time its commit returned, by the file server's clock.
+/// Who commits in [`commit_loop`].
+enum Writer {
+    Coordinator(fedota_store::Coordinator),
+    Selector(fedota_store::Selector),
+}
+
+/// Commits `count` more rounds of the global checkpoint, as coordinator, or with
+/// `aggregate`, of that selector's aggregate (with the weight derived from its
+/// round). Logs for each round the time its commit returned, by the file server's
+/// clock.
 pub(crate) fn commit_loop(
     root: &Path,
     problem: &ProblemId,
+    aggregate: Option<&SelectorId>,
     count: u64,
     size: usize,
     log: Option<&Path>,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
     let store = Store::open(root)?;
-    let coordinator = store.coordinator(problem, LockWait::Timeout(Duration::from_secs(60)))?;
+    let (writer, first) = match aggregate {
+        None => {
+            let c = store.coordinator(problem, LockWait::Timeout(Duration::from_secs(60)))?;
+            let first = c.global_round()? + 1;
+            (Writer::Coordinator(c), first)
+        }
+        Some(id) => {
+            let artifact = store
+                .problem(problem)?
+                .artifact(ArtifactKind::Aggregate(id.clone()));
+            let stored = store.problem(problem)?.record(&artifact)?;
+            let first = stored.map_or(0, |r| r.round) + 1;
+            (Writer::Selector(store.selector(problem, id)?), first)
+        }
+    };
     let offset = server_clock_offset(root)?;
     let mut lines = String::new();
-    let first = coordinator.global_round()? + 1;
     let started = Instant::now();
     let mut slowest = Duration::ZERO;
     for round in first..first + count {
         let t0 = Instant::now();
-        if let Err(e) = coordinator.commit_global_checkpoint(round, &mut &payload(round, size)[..])
-        {
+        let data = payload(round, size);
+        let committed = match &writer {
+            Writer::Coordinator(c) => c.commit_global_checkpoint(round, &mut &data[..]),
+            Writer::Selector(s) => {
+                s.commit_aggregate(round, aggregate_weight(round), &mut &data[..])
+            }
+        };
+        if let Err(e) = committed {
             return Ok(Err(format!("commit of round {round} failed: {e}")));
         }
         slowest = slowest.max(t0.elapsed());
@@ -201,176 +241,6 @@ pub(crate) fn commit_loop(
         elapsed.as_secs_f64() * 1000.0 / count as f64,
         slowest.as_millis(),
         offset / 1_000_000
-    )))
-}
-
-/// How `read_loop` counts reads that still mismatched after the library's retries.
-const GAVE_UP: &str = "inconsistent after retries";
-
-/// Reads the global checkpoint over and over until it reaches `until`, checking
-/// every read byte for byte. Logs, for each read, the time and the round seen.
-pub(crate) fn read_loop(
-    root: &Path,
-    problem: &ProblemId,
-    until: Round,
-    timeout: Duration,
-    log: Option<&Path>,
-) -> Result<Outcome, Box<dyn std::error::Error>> {
-    let store = Store::open(root)?;
-    let problem = store.problem(problem)?;
-    let offset = server_clock_offset(root)?;
-    let deadline = Instant::now() + timeout;
-
-    let (mut reads, mut torn, mut unverified, mut backwards) = (0u64, Vec::new(), 0u64, 0u64);
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    let mut last = 0;
-    let mut lines = String::new();
-    let started = Instant::now();
-    let mut progress = started;
-    while last < until && Instant::now() < deadline {
-        if progress.elapsed() >= Duration::from_secs(10) {
-            progress = Instant::now();
-            eprintln!(
-                "read-loop: {reads} reads, newest round {last}, {:?} errors, after {:.0} s",
-                errors,
-                started.elapsed().as_secs_f64()
-            );
-        }
-        match problem.read_global_checkpoint(read_all) {
-            Ok(snapshot) => {
-                reads += 1;
-                let t = now_ns() + offset;
-                if !snapshot.is_verified() {
-                    unverified += 1;
-                }
-                let recorded = snapshot.round();
-                match check_payload(&snapshot.value) {
-                    Ok(round) if Some(round) == recorded => {
-                        if round < last {
-                            backwards += 1;
-                        }
-                        last = last.max(round);
-                        writeln!(lines, "{t} {round}")?;
-                    }
-                    Ok(round) => torn.push(format!(
-                        "content of round {round} under a record of round {recorded:?}"
-                    )),
-                    Err(e) => torn.push(e),
-                }
-            }
-            Err(e) => {
-                let class = match &e {
-                    Error::Inconsistent { .. } => GAVE_UP.to_owned(),
-                    e if e.io_kind() == Some(io::ErrorKind::StaleNetworkFileHandle) => {
-                        "ESTALE".to_owned()
-                    }
-                    e if e.is_not_found() => "ENOENT".to_owned(),
-                    e => format!("other: {e}"),
-                };
-                *errors.entry(class).or_default() += 1;
-            }
-        }
-    }
-    if let Some(log) = log {
-        fs::write(log, lines)?;
-    }
-
-    // ESTALE, ENOENT and a mismatch must be retried inside the library; giving up
-    // after its retries is a slow writer (reported, not failed), anything else is
-    // an error a reader should never see while a healthy writer commits.
-    let unretried: u64 = errors
-        .iter()
-        .filter(|(class, _)| class.as_str() != GAVE_UP)
-        .map(|(_, n)| n)
-        .sum();
-    let summary = format!(
-        "{reads} verified reads up to round {last}; retries inside the library: {} ESTALE, {} ENOENT, {} mismatch; errors returned: {errors:?}; clock offset to server {} ms",
-        RETRY_STALE.load(Ordering::Relaxed),
-        RETRY_NOT_FOUND.load(Ordering::Relaxed),
-        RETRY_MISMATCH.load(Ordering::Relaxed),
-        offset / 1_000_000
-    );
-    Ok(if !torn.is_empty() {
-        Err(format!(
-            "{} torn or mixed reads, first: {}; {summary}",
-            torn.len(),
-            torn[0]
-        ))
-    } else if unretried > 0 {
-        Err(format!(
-            "{unretried} reads returned an error other than {GAVE_UP:?}; {summary}"
-        ))
-    } else if unverified > 0 || backwards > 0 {
-        Err(format!(
-            "{unverified} unverified reads, {backwards} reads went back in rounds; {summary}"
-        ))
-    } else if last < until {
-        Err(format!(
-            "never saw round {until} within {} s; {summary}",
-            timeout.as_secs()
-        ))
-    } else {
-        Ok(summary)
-    })
-}
-
-/// Parses a log of two numbers per line.
-pub(crate) fn parse_log(path: &Path) -> Result<Vec<(i128, i128)>, Box<dyn std::error::Error>> {
-    let text = fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-    let mut rows = Vec::new();
-    for line in text.lines() {
-        let mut it = line.split_whitespace().map(str::parse::<i128>);
-        match (it.next(), it.next()) {
-            (Some(Ok(a)), Some(Ok(b))) => rows.push((a, b)),
-            _ => return Err(format!("{}: bad line {line:?}", path.display()).into()),
-        }
-    }
-    Ok(rows)
-}
-
-/// Compares the reader's log with the writer's: for each read, how many commits
-/// had completed that the reader did not see yet, and for how long the next version
-/// had been committed.
-pub(crate) fn staleness(
-    writer: &Path,
-    reader: &Path,
-) -> Result<Outcome, Box<dyn std::error::Error>> {
-    let commits = parse_log(writer)?; // (round, done at)
-    let reads = parse_log(reader)?; // (at, round)
-    let done: BTreeMap<i128, i128> = commits.iter().copied().collect();
-    if reads.is_empty() || commits.is_empty() {
-        return Ok(Err("an empty log".to_owned()));
-    }
-
-    let (mut lag_commits, mut lag_ns) = (Vec::new(), Vec::new());
-    for &(at, round) in &reads {
-        let newest = commits
-            .iter()
-            .take_while(|(_, t)| *t <= at)
-            .map(|(r, _)| *r)
-            .last()
-            .unwrap_or(0);
-        lag_commits.push((newest - round).max(0));
-        lag_ns.push(match done.get(&(round + 1)) {
-            Some(&next) if newest > round => (at - next).max(0),
-            _ => 0,
-        });
-    }
-    lag_commits.sort_unstable();
-    lag_ns.sort_unstable();
-    let pct = |v: &[i128], p: usize| v[(v.len() - 1) * p / 100];
-    let ms = |ns: i128| ns as f64 / 1e6;
-    let current = lag_commits.iter().filter(|l| **l == 0).count();
-    Ok(Ok(format!(
-        "{} reads during {} commits: {current} saw the newest commit; behind by commits p50 {} p95 {} max {}; behind by time p50 {:.0} ms p95 {:.0} ms max {:.0} ms",
-        reads.len(),
-        commits.len(),
-        pct(&lag_commits, 50),
-        pct(&lag_commits, 95),
-        lag_commits[lag_commits.len() - 1],
-        ms(pct(&lag_ns, 50)),
-        ms(pct(&lag_ns, 95)),
-        ms(lag_ns[lag_ns.len() - 1]),
     )))
 }
 
@@ -493,14 +363,20 @@ pub(crate) fn stale_commit(
     )
 }
 
-/// Reads the global checkpoint, verified, and checks its content.
+/// Reads the global checkpoint, verified, and checks its content, and with
+/// `expect`, that it is of that round.
 pub(crate) fn verify(
     root: &Path,
     problem: &ProblemId,
+    expect: Option<Round>,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
     let store = Store::open(root)?;
     let snapshot = store.problem(problem)?.read_global_checkpoint(read_all)?;
     Ok(match check_payload(&snapshot.value) {
+        Ok(round) if expect.is_some_and(|e| e != round) => Err(format!(
+            "round {round}, verified, but round {} was expected",
+            expect.unwrap_or_default()
+        )),
         Ok(round) if Some(round) == snapshot.round() => Ok(format!(
             "round {round}, {} bytes, verified",
             snapshot.value.len()

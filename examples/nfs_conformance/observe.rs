@@ -16,13 +16,22 @@ use tracing_subscriber::layer::Context;
 // ---------------------------------------------------------------------------
 // Checkpoint contents
 
-/// The bytes of the global checkpoint of `round`: a header naming the round, then
-/// `size` bytes in all, each derived from the round and its offset.
+/// The first bytes of every payload: the round and the whole payload's size.
+fn header(round: Round, size: usize) -> String {
+    format!("fedota-lab round {round:020} size {size:012}\n")
+}
+
+/// How long [`header`] is, whatever the round and size.
+const HEADER_LEN: usize = 56;
+
+/// The bytes of a checkpoint of `round`: a header naming the round and the size, then
+/// bytes derived from the round and their offset, `size` bytes in all (at least the
+/// header).
 pub(crate) fn payload(round: Round, size: usize) -> Vec<u8> {
-    let mut bytes = format!("fedota-lab round {round:020}\n").into_bytes();
-    let header = bytes.len();
-    bytes.resize(size.max(header), 0);
-    for (i, b) in bytes.iter_mut().enumerate().skip(header) {
+    let size = size.max(HEADER_LEN);
+    let mut bytes = header(round, size).into_bytes();
+    bytes.resize(size, 0);
+    for (i, b) in bytes.iter_mut().enumerate().skip(HEADER_LEN) {
         *b = ((i as u64)
             .wrapping_mul(31)
             .wrapping_add(round.wrapping_mul(7))
@@ -31,18 +40,36 @@ pub(crate) fn payload(round: Round, size: usize) -> Vec<u8> {
     bytes
 }
 
+/// The weight the lab commits with the aggregate of `round`, so a reader can tell
+/// which round a weight belongs to.
+pub(crate) fn aggregate_weight(round: Round) -> u64 {
+    1_000_000 + round * 17
+}
+
 /// Checks that `bytes` is exactly the payload of one round, and returns that round.
-/// A torn file (short, or mixing two versions) fails here.
+/// A torn file fails here: one that is short or long of the size its header names,
+/// or that mixes two versions.
 pub(crate) fn check_payload(bytes: &[u8]) -> Result<Round, String> {
     let header = bytes
-        .get(..37)
+        .get(..HEADER_LEN)
         .and_then(|h| std::str::from_utf8(h).ok())
         .ok_or_else(|| format!("{} bytes without a readable header", bytes.len()))?;
-    let round: Round = header
+    let parsed = header
         .strip_prefix("fedota-lab round ")
-        .and_then(|r| r.trim_end().parse().ok())
-        .ok_or_else(|| format!("bad header {header:?}"))?;
-    let expected = payload(round, bytes.len());
+        .and_then(|rest| rest.trim_end().split_once(" size "))
+        .and_then(|(round, size)| Some((round.parse().ok()?, size.parse().ok()?)));
+    let Some((round, size)) = parsed else {
+        return Err(format!("bad header {header:?}"));
+    };
+
+    // The size first: a short read would otherwise match every byte it has.
+    if bytes.len() != size {
+        return Err(format!(
+            "round {round}: {} bytes, but its header says {size}",
+            bytes.len()
+        ));
+    }
+    let expected = payload(round, size);
     match bytes.iter().zip(&expected).position(|(a, b)| a != b) {
         None => Ok(round),
         Some(at) => Err(format!(
@@ -129,5 +156,50 @@ impl<S: tracing::Subscriber> Layer<S> for RetryCounter {
             &RETRY_MISMATCH
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_payload_names_its_round() {
+        for size in [0, HEADER_LEN, 4096, 65536] {
+            let bytes = payload(42, size);
+            assert_eq!(bytes.len(), size.max(HEADER_LEN));
+            assert_eq!(check_payload(&bytes), Ok(42));
+        }
+    }
+
+    #[test]
+    fn a_short_payload_is_refused() {
+        let bytes = payload(7, 4096);
+        for len in [4095, 2048, HEADER_LEN] {
+            let err = check_payload(&bytes[..len]).unwrap_err();
+            assert!(err.contains("its header says 4096"), "{err}");
+        }
+        assert!(check_payload(&bytes[..HEADER_LEN - 1]).is_err());
+    }
+
+    #[test]
+    fn a_long_payload_is_refused() {
+        let mut bytes = payload(7, 4096);
+        bytes.extend_from_slice(&payload(8, 4096)[..100]);
+        assert!(check_payload(&bytes).is_err());
+    }
+
+    #[test]
+    fn a_payload_mixing_two_rounds_is_refused() {
+        let mut bytes = payload(7, 4096);
+        bytes[2048..].copy_from_slice(&payload(8, 4096)[2048..]);
+        let err = check_payload(&bytes).unwrap_err();
+        assert!(err.contains("byte 2048"), "{err}");
+    }
+
+    #[test]
+    fn the_header_is_as_long_as_said() {
+        assert_eq!(header(0, 0).len(), HEADER_LEN);
+        assert_eq!(header(Round::MAX, 999_999_999_999).len(), HEADER_LEN);
     }
 }
