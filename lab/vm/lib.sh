@@ -22,14 +22,19 @@ uptime_s() { cut -d' ' -f1 /proc/uptime; }
 # Prints a progress line on the console.
 log() { echo "[$(uptime_s) $ROLE] $*"; }
 
-# Reports one case result; the host collects these lines.
+# Reports one case result; the host collects these lines, and compares their
+# number with the count in the LAB-DONE line (results_reported).
 # result CASE PASS|FAIL|SKIP DETAIL...
 result() {
     case_name=$1 status=$2
     shift 2
     log "$case_name: $status"
+    echo "$case_name" >>/tmp/lab-results
     echo "LAB-RESULT $case_name $status $*"
 }
+
+# Prints how many results this VM reported.
+results_reported() { cat /tmp/lab-results 2>/dev/null | wc -l; }
 
 # Reports a fact the host prints in its summary.
 info() { echo "LAB-INFO $*"; }
@@ -76,7 +81,8 @@ start_rpc() {
 
 # Starts nfsd exporting a fresh tmpfs with fsid=0. $1 is on or off: whether
 # nfsd may hand out delegations (fs.leases-enable). Lease and grace times are
-# short, so the lab does not wait 90 s for the grace period to end.
+# nfsd's shortest, 10 s, so the lab does not wait 90 s for the grace period to
+# end, and the fencing case need not cut a client off for long.
 start_nfs_server() {
     mkdir -p "$EXPORT"
     mount -t tmpfs -o size=512m tmpfs "$EXPORT"
@@ -88,7 +94,7 @@ start_nfs_server() {
     start_rpc
     exportfs -ra || log "exportfs failed"
     rpc.mountd || log "rpc.mountd failed"
-    rpc.nfsd --lease-time 15 --grace-time 15 8 || log "rpc.nfsd failed"
+    rpc.nfsd --lease-time 10 --grace-time 10 8 || log "rpc.nfsd failed"
     log "nfsd up: $(cat /proc/fs/nfsd/versions), delegations $1"
 }
 
