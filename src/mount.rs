@@ -408,8 +408,8 @@ impl MountInfo {
                 Severity::Warn,
                 "NFSv3",
                 "locks go through NLM and rpc.statd: a coordinator whose node died can keep \
-                 the lock of fl_checkpoint until that node reboots, so no other coordinator \
-                 can start",
+                 the coordinator lock (initFiles/.fedota-coordinator.lock) until that node \
+                 reboots, so no other coordinator can start",
             )
             .with_fix("mount with vers=4.2 (or 4.1)"),
             Some(v) => Finding::new(
@@ -458,10 +458,9 @@ impl MountInfo {
                 "locking",
                 Severity::Warn,
                 "local_lock=flock: flock locks stay on this client",
-                "fedota-store's lock on Linux is an fcntl (OFD) lock, which still reaches \
-                 the server; but flock-based locks (such as std's File::lock, which \
-                 fedota-store uses on other systems, or an older service's flock) do not \
-                 exclude other nodes",
+                "fedota-store's coordinator lock is an fcntl (OFD) lock, which \
+                 local_lock=flock still sends to the server; but flock locks, such as an \
+                 older service's, stay on this node and do not exclude other nodes",
             )
             .with_fix("remount with local_lock=none");
         }
