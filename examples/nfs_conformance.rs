@@ -36,7 +36,7 @@ use commands::{
     commit_loop, crash_loop, gc, hold, setup, stale_commit, takeover, try_lock, verify,
 };
 use observe::RetryCounter;
-use readers::{read_loop, staleness};
+use readers::{read_loop, staleness, watch};
 
 const USAGE: &str = "\
 usage: nfs_conformance COMMAND [FLAGS]
@@ -59,6 +59,9 @@ Every command takes --problem ID (default p). --root may be repeated where noted
   read-loop    --root DIR --until-round N [--aggregate SEL] [--timeout-secs S] [--log FILE]
       read the global checkpoint (or SEL's aggregate) continuously, verify every byte
       and the weight, count retries; any error returned fails
+  watch        --root DIR --until-round N [--aggregate SEL] [--timeout-secs S]
+      on the file server's own filesystem: how long data and record named different
+      rounds (the window between a commit's renames)
   staleness    --writer-log FILE --reader-log FILE
       how far behind the reader was while the writer committed, in commits and time
   crash-loop   --root DIR [--size BYTES]
@@ -83,6 +86,7 @@ fn main() {
     let stderr_log = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
         .with_target(false)
+        .with_ansi(false)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
     tracing_subscriber::registry()
         .with(counting)
@@ -225,6 +229,20 @@ fn run(args: &mut Flags) -> Result<Outcome, Box<dyn std::error::Error>> {
                 until,
                 Duration::from_secs(timeout),
                 log.as_deref(),
+            )
+        }
+        "watch" => {
+            let root: PathBuf = args.required("root")?;
+            let until = args.required("until-round")?;
+            let aggregate = selector_of(args, "aggregate")?;
+            let timeout = args.parse("timeout-secs")?.unwrap_or(300);
+            args.finish()?;
+            watch(
+                &root,
+                &problem,
+                aggregate.as_ref(),
+                until,
+                Duration::from_secs(timeout),
             )
         }
         "staleness" => {

@@ -209,6 +209,7 @@ pub(crate) fn commit_loop(
     let mut lines = String::new();
     let started = Instant::now();
     let mut slowest = Duration::ZERO;
+    let mut slow = Vec::new();
     for round in first..first + count {
         let t0 = Instant::now();
         let data = payload(round, size);
@@ -221,7 +222,11 @@ pub(crate) fn commit_loop(
         if let Err(e) = committed {
             return Ok(Err(format!("commit of round {round} failed: {e}")));
         }
-        slowest = slowest.max(t0.elapsed());
+        let took = t0.elapsed();
+        slowest = slowest.max(took);
+        if took >= Duration::from_secs(1) {
+            slow.push(format!("round {round} {} ms", took.as_millis()));
+        }
         writeln!(lines, "{round} {}", now_ns() + offset)?;
         if round % 100 == 0 {
             eprintln!(
@@ -235,11 +240,12 @@ pub(crate) fn commit_loop(
         fs::write(log, lines)?;
     }
     Ok(Ok(format!(
-        "committed rounds {first}..={} ({count} commits of {size} bytes) in {:.1} s: {:.1} ms each, slowest {} ms; clock offset to server {} ms",
+        "committed rounds {first}..={} ({count} commits of {size} bytes) in {:.1} s: {:.1} ms each, slowest {} ms; over 1 s: [{}]; clock offset to server {} ms",
         first + count - 1,
         elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1000.0 / count as f64,
         slowest.as_millis(),
+        slow.join(", "),
         offset / 1_000_000
     )))
 }

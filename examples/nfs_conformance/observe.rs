@@ -22,7 +22,7 @@ fn header(round: Round, size: usize) -> String {
 }
 
 /// How long [`header`] is, whatever the round and size.
-const HEADER_LEN: usize = 56;
+pub(crate) const HEADER_LEN: usize = 56;
 
 /// The bytes of a checkpoint of `round`: a header naming the round and the size, then
 /// bytes derived from the round and their offset, `size` bytes in all (at least the
@@ -46,21 +46,24 @@ pub(crate) fn aggregate_weight(round: Round) -> u64 {
     1_000_000 + round * 17
 }
 
-/// Checks that `bytes` is exactly the payload of one round, and returns that round.
-/// A torn file fails here: one that is short or long of the size its header names,
-/// or that mixes two versions.
-pub(crate) fn check_payload(bytes: &[u8]) -> Result<Round, String> {
+/// The round and size a payload's header names.
+pub(crate) fn parse_header(bytes: &[u8]) -> Result<(Round, usize), String> {
     let header = bytes
         .get(..HEADER_LEN)
         .and_then(|h| std::str::from_utf8(h).ok())
         .ok_or_else(|| format!("{} bytes without a readable header", bytes.len()))?;
-    let parsed = header
+    header
         .strip_prefix("fedota-lab round ")
         .and_then(|rest| rest.trim_end().split_once(" size "))
-        .and_then(|(round, size)| Some((round.parse().ok()?, size.parse().ok()?)));
-    let Some((round, size)) = parsed else {
-        return Err(format!("bad header {header:?}"));
-    };
+        .and_then(|(round, size)| Some((round.parse().ok()?, size.parse().ok()?)))
+        .ok_or_else(|| format!("bad header {header:?}"))
+}
+
+/// Checks that `bytes` is exactly the payload of one round, and returns that round.
+/// A torn file fails here: one that is short or long of the size its header names,
+/// or that mixes two versions.
+pub(crate) fn check_payload(bytes: &[u8]) -> Result<Round, String> {
+    let (round, size) = parse_header(bytes)?;
 
     // The size first: a short read would otherwise match every byte it has.
     if bytes.len() != size {

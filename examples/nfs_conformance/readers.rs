@@ -13,8 +13,8 @@ use fedota_store::{ArtifactKind, Error, ProblemId, Round, SelectorId, Store};
 
 use crate::Outcome;
 use crate::observe::{
-    RETRY_MISMATCH, RETRY_NOT_FOUND, RETRY_STALE, aggregate_weight, check_payload, now_ns,
-    read_all, server_clock_offset,
+    HEADER_LEN, RETRY_MISMATCH, RETRY_NOT_FOUND, RETRY_STALE, aggregate_weight, check_payload,
+    now_ns, parse_header, read_all, server_clock_offset,
 };
 
 /// Reads the global checkpoint (or, with `aggregate`, that selector's aggregate) over
@@ -69,6 +69,10 @@ pub(crate) fn read_loop(
                     _ => "other".to_owned(),
                 };
                 *errors.entry(class).or_default() += 1;
+                eprintln!(
+                    "read-loop: error at {} ns (server clock): {e}",
+                    now_ns() + offset
+                );
                 first_error.get_or_insert_with(|| e.to_string());
                 continue;
             }
@@ -140,6 +144,71 @@ pub(crate) fn read_loop(
     } else {
         Ok(summary)
     })
+}
+
+/// Watches, on the file server's own filesystem, how long the data file and its
+/// commit record named different rounds: the window between a commit's renames
+/// that a verifying reader cannot bridge, as the server saw it. Polls every 5 ms
+/// until the record reaches round `until`.
+pub(crate) fn watch(
+    root: &Path,
+    problem: &ProblemId,
+    aggregate: Option<&SelectorId>,
+    until: Round,
+    timeout: Duration,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    use std::io::Read as _;
+
+    let store = Store::open(root)?;
+    let problem = store.problem(problem)?;
+    let artifact = problem.artifact(match aggregate {
+        Some(s) => ArtifactKind::Aggregate(s.clone()),
+        None => ArtifactKind::GlobalCheckpoint,
+    });
+    let deadline = Instant::now() + timeout;
+
+    // Each window: (data round, when it began, how long it lasted).
+    let mut windows: Vec<(Round, i128, i128)> = Vec::new();
+    let mut open: Option<(Round, i128)> = None;
+    let mut recorded = 0;
+    while recorded < until && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        let record = problem.record(&artifact)?.map_or(0, |r| r.round);
+        let mut header = vec![0; HEADER_LEN];
+        fs::File::open(artifact.data_path())?.read_exact(&mut header)?;
+        let (data, _) = parse_header(&header)?;
+        let now = now_ns();
+        recorded = record;
+        match open {
+            None if data != record => open = Some((data, now)),
+            Some((round, since)) if data == record => {
+                windows.push((round, since, now - since));
+                open = None;
+            }
+            _ => {}
+        }
+    }
+
+    // Every window of a second or more, with its start by the server's clock (the
+    // time a reader's error line gives), then a summary line.
+    for (round, since, ns) in windows.iter().filter(|w| w.2 >= 1_000_000_000) {
+        println!(
+            "round {round}: data without its record from {since} ns for {} ms",
+            ns / 1_000_000
+        );
+    }
+    let over_1s = windows.iter().filter(|w| w.2 >= 1_000_000_000).count();
+    windows.sort_by_key(|w| std::cmp::Reverse(w.2));
+    let longest: Vec<_> = windows
+        .iter()
+        .take(3)
+        .map(|(round, _, ns)| format!("round {round} {} ms", ns / 1_000_000))
+        .collect();
+    Ok(Ok(format!(
+        "data and record named different rounds {} times, {over_1s} of them for 1 s or more; longest: {}",
+        windows.len(),
+        longest.join(", ")
+    )))
 }
 
 /// Parses a log of two numbers per line.

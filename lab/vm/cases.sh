@@ -333,19 +333,31 @@ AGGREGATES=300
 # reads the checkpoint continuously through NFSv4.2 and through NFSv3, and the
 # aggregate through NFSv4.2. No read may be torn or mixed (an aggregate's weight
 # must be its round's), and no read may return an error. Reports how stale B's
-# reads were while A committed.
+# reads were while A committed, and how long the server itself saw data beside
+# an older record. The readers log each retry of the library (debug), so a read
+# that gives up can be traced attempt by attempt in the log.
 case_reader_during_commits() {
     nfs_conformance setup --root "$S/rw" --selector s1 >/dev/null
-    on_b "nfs_conformance read-loop --root $B/rw --until-round $COMMITS --timeout-secs 300 --log $B/rw-reader.log >/tmp/rw.out 2>&1 & echo \$! >/tmp/rw.pid
-          nfs_conformance read-loop --root $B3/rw --until-round $COMMITS --timeout-secs 300 --log $B3/rw-reader3.log >/tmp/rw3.out 2>&1 & echo \$! >/tmp/rw3.pid
-          nfs_conformance read-loop --root $B/rw --aggregate s1 --until-round $AGGREGATES --timeout-secs 300 --log $B/rw-agg-reader.log >/tmp/rwa.out 2>&1 & echo \$! >/tmp/rwa.pid" >/dev/null
+    on_b "RUST_LOG=warn,fedota_store::read=debug nfs_conformance read-loop --root $B/rw --until-round $COMMITS --timeout-secs 300 --log $B/rw-reader.log >/tmp/rw.out 2>&1 & echo \$! >/tmp/rw.pid
+          RUST_LOG=warn,fedota_store::read=debug nfs_conformance read-loop --root $B3/rw --until-round $COMMITS --timeout-secs 300 --log $B3/rw-reader3.log >/tmp/rw3.out 2>&1 & echo \$! >/tmp/rw3.pid
+          RUST_LOG=warn,fedota_store::read=debug nfs_conformance read-loop --root $B/rw --aggregate s1 --until-round $AGGREGATES --timeout-secs 300 --log $B/rw-agg-reader.log >/tmp/rwa.out 2>&1 & echo \$! >/tmp/rwa.pid" >/dev/null
+    # What the server itself sees: how long data and record disagree.
+    nfs_conformance watch --root "$S/rw" --until-round $COMMITS >/tmp/watch.out 2>&1 &
+    watcher=$!
+    nfs_conformance watch --root "$S/rw" --aggregate s1 --until-round $AGGREGATES >/tmp/watcha.out 2>&1 &
+    watcher_a=$!
     sleep 1
     nfs_conformance commit-loop --root "$A/rw" --aggregate s1 --count $AGGREGATES \
         --log "$A/rw-agg-writer.log" >/tmp/aggw.out 2>&1 &
     agg_writer=$!
     writer=$(nfs_conformance commit-loop --root "$A/rw" --count $COMMITS --log "$A/rw-writer.log" 2>&1)
     wait $agg_writer
+    wait $watcher $watcher_a
     log "writers done: $(echo "$writer" | tail -n 1)"
+    sed 's/^/  checkpoint watch: /' /tmp/watch.out
+    sed 's/^/  aggregate watch: /' /tmp/watcha.out
+    info "on the server, the checkpoint's $(tail -n 1 /tmp/watch.out | sed 's/^OK //')"
+    info "on the server, the aggregate's $(tail -n 1 /tmp/watcha.out | sed 's/^OK //')"
     echo "$writer" | sed 's/^/  writer: /'
     sed 's/^/  aggregate writer: /' /tmp/aggw.out
     report commits-by-a "$writer"
