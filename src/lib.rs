@@ -75,10 +75,10 @@
 //!   (`acdirmax`, 60 s by default).
 //! - With the mount options `nolock`, `local_lock=posix` or `local_lock=all`, fcntl
 //!   locks are local to one node and two coordinators can both run. With
-//!   `local_lock=flock` only `flock` locks stay local: the Linux coordinator lock (an
-//!   OFD fcntl lock) still reaches the server, as the NFS lab measured, but std's
-//!   `File::lock`, used on other systems, does not. `fedota-store doctor` reports
-//!   all of these mounts.
+//!   `local_lock=flock` only `flock` locks stay local: the coordinator lock (an OFD
+//!   fcntl lock) still reaches the server, as the NFS lab measured on NFSv3 (Linux
+//!   ignores `local_lock` on NFSv4). `fedota-store doctor` reports all of these
+//!   mounts.
 //! - A lock is a lease: a coordinator whose node died may keep it for one NFSv4 lease
 //!   (90 s) or, on NFSv3, until that node reboots. A coordinator that lost its lock
 //!   unknowingly is refused by the generation check before each commit, but the check

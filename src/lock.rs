@@ -37,8 +37,8 @@
 //!   close it.
 //! - With the NFS mount options `nolock` or `local_lock=posix|all`, fcntl locks never
 //!   reach the server: two nodes can both hold this lock. `local_lock=flock` keeps
-//!   only `flock` locks local, so the Linux lock still works there while the
-//!   [`File::try_lock`] fallback would not. `fedota-store doctor` reports all of
+//!   only `flock` locks local, so the OFD lock still works there (measured on NFSv3;
+//!   Linux ignores `local_lock` on NFSv4). `fedota-store doctor` reports all of
 //!   these mounts.
 //! - Two mounts on one NFS client share its NFSv4 delegations; measured with
 //!   delegations on, an OFD lock through one mount did not always exclude a lock

@@ -13,16 +13,17 @@
 //! 2. opens the data file, and at once reads the weight file;
 //! 3. streams the data through the caller's closure, computing its size and crc32c;
 //! 4. looks for the commit that data and weight belong to: the record's own, or one
-//!    of the earlier commits it keeps ([`CommitRecord::earlier`]), or, if a new
-//!    record has landed meanwhile, one of that record's.
+//!    of the earlier commits it keeps ([`CommitRecord::earlier`]).
 //!
 //! Step 4 lets a reader verify data that a newer commit replaced while it was being
-//! read, and data whose writer wrote its record while it was being read. What matches
-//! no commit means the reader caught a writer between its renames (or the file was
-//! changed behind fedota-store's back): the read starts again, with backoff, up to
-//! [`RetryPolicy::attempts`] times, and then fails with [`Error::Inconsistent`]. A
-//! stale NFS file handle (`ESTALE`) and a data file that vanished under a record are
-//! retried the same way.
+//! read. Data that matches no commit was most likely opened while its writer was
+//! between its renames: the data is in place, its record not yet. So the reader
+//! keeps what that attempt saw and looks at the record again, at once and after each
+//! pause; when the record that lands names a commit the data and weight match, the
+//! read is done without reading the data again. Otherwise the next attempt reads it
+//! again, with backoff, up to [`RetryPolicy::attempts`] times, and then the read
+//! fails with [`Error::Inconsistent`]. A stale NFS file handle (`ESTALE`) and a data
+//! file that vanished under a record are retried the same way.
 //!
 //! A file without a record (written by an older service) is read as it is and
 //! reported as unverified: [`Snapshot::record`] is `None`.
@@ -134,13 +135,21 @@ pub(crate) fn read_artifact<T>(
 ) -> Result<Snapshot<T>, Error> {
     let attempts = policy.attempts.max(1);
     let mut attempt = 1;
+    let mut unmatched = None;
 
     loop {
-        let error = match read_once(artifact, expect, op, &mut f) {
+        let error = match read_once(artifact, expect, op, &mut f, &mut unmatched) {
             Ok(snapshot) => return Ok(snapshot),
             Err(Failure::Final(e)) => return Err(e),
-            Err(Failure::Retry(e)) => e,
+            Err(Failure::Retry(e) | Failure::Unmatched(e)) => e,
         };
+
+        // Data that matched no commit the record knew may be of a commit whose record
+        // landed while it streamed: a look at the record costs far less than reading
+        // the data again.
+        if let Some(snapshot) = landed(artifact, expect, op, &mut unmatched)? {
+            return Ok(snapshot);
+        }
 
         if attempt >= attempts {
             tracing::warn!(path = %artifact.data_path().display(), attempts, error = %error, "read gave up");
@@ -156,13 +165,75 @@ pub(crate) fn read_artifact<T>(
         tracing::debug!(path = %artifact.data_path().display(), attempt, error = %error, ?pause, "read again");
         std::thread::sleep(pause);
         attempt += 1;
+
+        // Or whose record landed during the pause.
+        if let Some(snapshot) = landed(artifact, expect, op, &mut unmatched)? {
+            return Ok(snapshot);
+        }
     }
+}
+
+/// An attempt whose data and weight matched no commit the record knew: what the
+/// closure made of them, and what they were, until their record lands or the next
+/// attempt replaces them.
+///
+/// Only the latest attempt is kept, so that what a read returns is always what the
+/// closure saw last.
+struct Unmatched<T> {
+    value: T,
+    seen: Observed,
+}
+
+/// The verified read of the `unmatched` attempt, if the record now names a commit its
+/// data and weight match.
+///
+/// # Errors
+///
+/// [`Error::StaleRound`] if they belong to a newer round than the one expected. Any
+/// trouble reading the record is left to the next attempt, which reports it.
+fn landed<T>(
+    artifact: &Artifact,
+    expect: Expect,
+    op: &str,
+    unmatched: &mut Option<Unmatched<T>>,
+) -> Result<Option<Snapshot<T>>, Error> {
+    let Some(pending) = unmatched.take() else {
+        return Ok(None);
+    };
+    let Ok(Some(now)) = record::read(&artifact.record_path(), artifact.name(), op) else {
+        *unmatched = Some(pending);
+        return Ok(None);
+    };
+
+    let Some(found) = now
+        .versions()
+        .find(|v| compare(artifact, v, &pending.seen, op).is_ok())
+    else {
+        *unmatched = Some(pending);
+        return Ok(None);
+    };
+    let record = match accept(found, expect, op, artifact) {
+        Ok(record) => record,
+        Err(Failure::Final(e)) => return Err(e),
+        // Of an older round than expected: it will never do.
+        Err(_) => return Ok(None),
+    };
+
+    tracing::debug!(path = %artifact.data_path().display(), round = record.round, "the data read matched a record that landed later");
+    Ok(Some(Snapshot {
+        value: pending.value,
+        record: Some(record),
+        weight: pending.seen.weight,
+    }))
 }
 
 /// Why one attempt failed.
 enum Failure {
     /// Reading again may succeed.
     Retry(Error),
+    /// The data and weight matched no commit the record knows: reading again may
+    /// succeed, and so may a later look at the record (see [`landed`]).
+    Unmatched(Error),
     /// It will not.
     Final(Error),
 }
@@ -184,8 +255,10 @@ fn read_once<T>(
     expect: Expect,
     op: &str,
     f: &mut impl FnMut(&mut dyn Read) -> io::Result<T>,
+    unmatched: &mut Option<Unmatched<T>>,
 ) -> Result<Snapshot<T>, Failure> {
     let data_path = artifact.data_path();
+    *unmatched = None;
 
     // The record first: it says whether the file is recorded at all, and which round
     // is current, so a stale round is refused before any data is read.
@@ -238,16 +311,25 @@ fn read_once<T>(
     let value = result
         .map_err(|e| error::from_io(e, |e| Error::io(format!("{op}: read"), &data_path, e)))?;
 
-    let record = match before {
-        None => None,
-        Some(before) => {
-            let seen = Observed {
-                size: reader.size,
-                crc: reader.crc,
-                weight,
-            };
-            Some(match_record(artifact, before, &seen, expect, op)?)
+    let Some(before) = before else {
+        return Ok(Snapshot {
+            value,
+            record: None,
+            weight,
+        });
+    };
+    let seen = Observed {
+        size: reader.size,
+        crc: reader.crc,
+        weight,
+    };
+    let record = match match_record(artifact, &before, &seen, expect, op) {
+        Ok(record) => Some(record),
+        Err(Failure::Unmatched(e)) => {
+            *unmatched = Some(Unmatched { value, seen });
+            return Err(Failure::Unmatched(e));
         }
+        Err(e) => return Err(e),
     };
     Ok(Snapshot {
         value,
@@ -288,54 +370,44 @@ struct Observed {
     weight: Option<u64>,
 }
 
-/// The commit that the data and weight just read belong to.
+/// The commit that the data and weight just read belong to, among those `before`
+/// knows: the record read before the data was opened, and the earlier commits it
+/// keeps. Accepting any of these is sound: the data matched that commit's size and
+/// checksum, and the weight matched its weight.
 ///
-/// It is looked for among the versions `before` knows (the record read before the
-/// data was opened, and the earlier commits it keeps), then among those of the record
-/// as it is now. A writer renames its data first and writes its record last, so data
-/// opened between the two is described by the record that lands while it streams.
-/// Accepting any of these is sound: the data matched that commit's size and checksum,
-/// and the weight matched its weight.
+/// [`Failure::Unmatched`] says how the data differs from the current commit. A writer
+/// renames its data first and writes its record last, so data opened between the two
+/// matches nothing yet; its record is looked for later (see [`landed`]).
 fn match_record(
     artifact: &Artifact,
-    before: CommitRecord,
+    before: &CommitRecord,
     seen: &Observed,
     expect: Expect,
     op: &str,
 ) -> Result<CommitRecord, Failure> {
-    let mismatch = match compare(artifact, &before, seen, op) {
-        Ok(()) => return accept(&before, &before, expect, op, artifact),
+    let mismatch = match compare(artifact, before, seen, op) {
+        Ok(()) => return accept(before, expect, op, artifact),
         Err(mismatch) => mismatch,
     };
-    let matches = |v: &&CommitRecord| compare(artifact, v, seen, op).is_ok();
 
-    if let Some(found) = before.earlier.iter().find(matches) {
-        return accept(found, &before, expect, op, artifact);
-    }
-
-    // Any trouble reading the record again is left to the next attempt, which reads
-    // it first and reports it properly.
-    let after = match record::read(&artifact.record_path(), artifact.name(), op) {
-        Ok(Some(after)) if after.commit_id != before.commit_id => after,
-        _ => return Err(Failure::Retry(mismatch)),
-    };
-    match after.versions().find(matches) {
-        Some(found) => {
-            tracing::debug!(path = %artifact.data_path().display(), round = found.round, "the data matched a record written while it was read");
-            accept(found, &before, expect, op, artifact)
-        }
-        None => Err(Failure::Retry(mismatch)),
+    match before
+        .earlier
+        .iter()
+        .find(|v| compare(artifact, v, seen, op).is_ok())
+    {
+        Some(found) => accept(found, expect, op, artifact),
+        None => Err(Failure::Unmatched(mismatch)),
     }
 }
 
 /// Takes `found` as the commit that was read, if its round is the one expected.
 ///
 /// A newer round than expected is final: the round asked for has been replaced. An
-/// older one than `before` said is current can only be a stale view of the
-/// directory (an NFS client's cache), so it is read again.
+/// older one can only be a stale view of the directory (an NFS client's cache), since
+/// the record said the round expected was current before the data was opened; it is
+/// read again.
 fn accept(
     found: &CommitRecord,
-    before: &CommitRecord,
     expect: Expect,
     op: &str,
     artifact: &Artifact,
@@ -351,7 +423,7 @@ fn accept(
                 wanted,
                 found: found.round,
             };
-            if found.round > before.round {
+            if found.round > wanted {
                 Err(Failure::Final(stale))
             } else {
                 Err(Failure::Retry(stale))

@@ -531,6 +531,52 @@ fn a_reader_verifies_data_that_newer_commits_replaced_while_it_streamed() {
 }
 
 #[test]
+fn data_read_before_its_record_landed_is_verified_without_reading_it_again() {
+    let tree = Tree::with_retry(RetryPolicy {
+        attempts: 3,
+        initial_backoff: Duration::from_millis(300),
+        max_backoff: Duration::from_millis(300),
+    });
+    let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
+    let record_path = tree.init_dir().join(".fedota-commit.fl_checkpoint");
+
+    coordinator
+        .commit_global_checkpoint(1, &mut &b"global of round 1"[..])
+        .unwrap();
+    let record_1 = fs::read(&record_path).unwrap();
+    coordinator
+        .commit_global_checkpoint(2, &mut &b"global of round 2"[..])
+        .unwrap();
+    let record_2 = fs::read(&record_path).unwrap();
+
+    // The writer of round 2 stalls between its data and its record (the NFS lab saw
+    // stalls of 3 s) and writes the record only after the reader has read the data.
+    replace(&record_path, &record_1);
+    let mut calls = 0;
+    let read = std::thread::scope(|s| {
+        coordinator.read_global_checkpoint(|r| {
+            calls += 1;
+            if calls == 1 {
+                let (path, bytes) = (&record_path, &record_2);
+                s.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    replace(path, bytes);
+                });
+            }
+            read_bytes(r)
+        })
+    })
+    .unwrap();
+
+    assert_eq!(read.value, b"global of round 2");
+    assert_eq!(read.round(), Some(2));
+    assert_eq!(
+        calls, 1,
+        "the data was read once, and verified once its record landed"
+    );
+}
+
+#[test]
 fn the_weight_read_is_the_one_beside_the_data_when_it_was_opened() {
     let tree = Tree::with_retry(one_attempt());
     let selector = tree.store.selector(&tree.id, &selector_id("s1")).unwrap();
