@@ -369,6 +369,66 @@ fn replace(path: &std::path::Path, bytes: &[u8]) {
     fs::rename(staged, path).unwrap();
 }
 
+/// A commit caught between its renames: the data (and weight) of round 2 in place,
+/// the record of round 1 still beside them.
+struct Unfinished {
+    record_path: std::path::PathBuf,
+    record_1: Vec<u8>,
+    record_2: Vec<u8>,
+}
+
+impl Unfinished {
+    /// Commits rounds 1 and 2 of the artifact whose record is at `record_path` with
+    /// `commit`, then puts round 1's record back.
+    fn new(record_path: std::path::PathBuf, mut commit: impl FnMut(u64, &[u8])) -> Self {
+        commit(
+            1,
+            format!("round 1 of {}", record_path.display()).as_bytes(),
+        );
+        let record_1 = fs::read(&record_path).unwrap();
+        commit(
+            2,
+            format!("round 2 of {}", record_path.display()).as_bytes(),
+        );
+        let record_2 = fs::read(&record_path).unwrap();
+
+        let unfinished = Self {
+            record_path,
+            record_1,
+            record_2,
+        };
+        unfinished.again();
+        unfinished
+    }
+
+    /// A global checkpoint caught so.
+    fn global(tree: &Tree, coordinator: &fedota_store::Coordinator) -> Self {
+        Self::new(
+            tree.init_dir().join(".fedota-commit.fl_checkpoint"),
+            |round, mut data| {
+                coordinator
+                    .commit_global_checkpoint(round, &mut data)
+                    .unwrap();
+            },
+        )
+    }
+
+    /// The data this caught commit put in place.
+    fn data(&self, round: u64) -> Vec<u8> {
+        format!("round {round} of {}", self.record_path.display()).into_bytes()
+    }
+
+    /// The writer's record lands.
+    fn land(&self) {
+        replace(&self.record_path, &self.record_2);
+    }
+
+    /// Back to the moment before the record landed.
+    fn again(&self) {
+        replace(&self.record_path, &self.record_1);
+    }
+}
+
 /// A single attempt, so a test shows what one read does without retrying.
 fn one_attempt() -> RetryPolicy {
     RetryPolicy {
@@ -381,30 +441,20 @@ fn one_attempt() -> RetryPolicy {
 fn a_reader_that_opened_new_data_under_the_old_record_takes_the_record_written_meanwhile() {
     let tree = Tree::with_retry(one_attempt());
     let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
-    let record_path = tree.init_dir().join(".fedota-commit.fl_checkpoint");
-
-    coordinator
-        .commit_global_checkpoint(1, &mut &b"global of round 1"[..])
-        .unwrap();
-    let record_1 = fs::read(&record_path).unwrap();
-    coordinator
-        .commit_global_checkpoint(2, &mut &b"global of round 2"[..])
-        .unwrap();
-    let record_2 = fs::read(&record_path).unwrap();
 
     // The writer of round 2 has renamed its data in but not yet its record. It
     // writes the record while the reader streams the data.
-    replace(&record_path, &record_1);
+    let unfinished = Unfinished::global(&tree, &coordinator);
     let mut calls = 0;
     let read = coordinator
         .read_global_checkpoint(|r| {
             calls += 1;
-            replace(&record_path, &record_2);
+            unfinished.land();
             read_bytes(r)
         })
         .unwrap();
 
-    assert_eq!(read.value, b"global of round 2");
+    assert_eq!(read.value, unfinished.data(2));
     assert_eq!(read.round(), Some(2));
     assert_eq!(calls, 1, "no second attempt was needed");
 }
@@ -413,25 +463,22 @@ fn a_reader_that_opened_new_data_under_the_old_record_takes_the_record_written_m
 fn a_record_written_meanwhile_still_has_to_be_of_the_round_asked_for() {
     let tree = Tree::with_retry(one_attempt());
     let selector = tree.store.selector(&tree.id, &selector_id("s1")).unwrap();
-    let dir = tree.selector_dir("s1");
-    let record_path = dir.join(".fedota-commit.fl_agg_checkpoint");
-
-    selector
-        .commit_aggregate(1, 10, &mut &b"aggregate of round 1"[..])
-        .unwrap();
-    let record_1 = fs::read(&record_path).unwrap();
-    selector
-        .commit_aggregate(2, 20, &mut &b"aggregate of round 2"[..])
-        .unwrap();
-    let record_2 = fs::read(&record_path).unwrap();
 
     // Data and weight of round 2 are in place under the record of round 1; the
     // record of round 2 lands while the coordinator reads the data.
-    replace(&record_path, &record_1);
+    let unfinished = Unfinished::new(
+        tree.selector_dir("s1")
+            .join(".fedota-commit.fl_agg_checkpoint"),
+        |round, mut data| {
+            selector
+                .commit_aggregate(round, round * 10, &mut data)
+                .unwrap();
+        },
+    );
     let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
     let err = coordinator
         .read_aggregate(selector.id(), 1, |r| {
-            replace(&record_path, &record_2);
+            unfinished.land();
             read_bytes(r)
         })
         .unwrap_err();
@@ -449,18 +496,18 @@ fn a_record_written_meanwhile_still_has_to_be_of_the_round_asked_for() {
 
     // Read whatever its round, the same situation gives round 2, with the weight
     // checked against the record of round 2.
-    replace(&record_path, &record_1);
+    unfinished.again();
     let problem = tree.store.problem(&tree.id).unwrap();
     let artifact = problem.artifact(ArtifactKind::Aggregate(selector.id().clone()));
     let read = problem
         .read_artifact(&artifact, |r| {
-            replace(&record_path, &record_2);
+            unfinished.land();
             read_bytes(r)
         })
         .unwrap();
     assert_eq!(
-        (read.value.as_slice(), read.weight, read.round()),
-        (&b"aggregate of round 2"[..], Some(20), Some(2))
+        (read.round(), read.weight, read.value),
+        (Some(2), Some(20), unfinished.data(2))
     );
 }
 
@@ -468,23 +515,14 @@ fn a_record_written_meanwhile_still_has_to_be_of_the_round_asked_for() {
 fn a_record_written_meanwhile_does_not_excuse_data_that_matches_neither() {
     let tree = Tree::with_retry(one_attempt());
     let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
-    let init = tree.init_dir();
-    let record_path = init.join(".fedota-commit.fl_checkpoint");
 
-    coordinator
-        .commit_global_checkpoint(1, &mut &b"global of round 1"[..])
-        .unwrap();
-    let record_1 = fs::read(&record_path).unwrap();
-    coordinator
-        .commit_global_checkpoint(2, &mut &b"global of round 2"[..])
-        .unwrap();
-    let record_2 = fs::read(&record_path).unwrap();
-
-    replace(&record_path, &record_1);
-    replace(&init.join("fl_checkpoint"), b"global of round X");
+    let unfinished = Unfinished::global(&tree, &coordinator);
+    let mut neither = unfinished.data(2);
+    neither[0] ^= 1;
+    replace(&tree.init_dir().join("fl_checkpoint"), &neither);
     let err = coordinator
         .read_global_checkpoint(|r| {
-            replace(&record_path, &record_2);
+            unfinished.land();
             read_bytes(r)
         })
         .unwrap_err();
@@ -499,24 +537,14 @@ fn a_record_written_meanwhile_does_not_excuse_data_that_matches_neither() {
 fn a_reader_verifies_data_that_newer_commits_replaced_while_it_streamed() {
     let tree = Tree::with_retry(one_attempt());
     let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
-    let record_path = tree.init_dir().join(".fedota-commit.fl_checkpoint");
-
-    coordinator
-        .commit_global_checkpoint(1, &mut &b"global of round 1"[..])
-        .unwrap();
-    let record_1 = fs::read(&record_path).unwrap();
-    coordinator
-        .commit_global_checkpoint(2, &mut &b"global of round 2"[..])
-        .unwrap();
-    let record_2 = fs::read(&record_path).unwrap();
 
     // The reader opens round 2's data under round 1's record. While it streams, the
     // writer finishes round 2 and commits round 3 as well: the record it then finds
     // knows round 2 only as an earlier commit.
-    replace(&record_path, &record_1);
+    let unfinished = Unfinished::global(&tree, &coordinator);
     let read = coordinator
         .read_global_checkpoint(|r| {
-            replace(&record_path, &record_2);
+            unfinished.land();
             coordinator
                 .commit_global_checkpoint(3, &mut &b"global of round 3"[..])
                 .unwrap();
@@ -524,7 +552,7 @@ fn a_reader_verifies_data_that_newer_commits_replaced_while_it_streamed() {
         })
         .unwrap();
 
-    assert_eq!(read.value, b"global of round 2");
+    assert_eq!(read.value, unfinished.data(2));
     assert_eq!(read.round(), Some(2));
     let record = read.record.unwrap();
     assert!(record.earlier.is_empty(), "a read reports one commit");
@@ -538,29 +566,19 @@ fn data_read_before_its_record_landed_is_verified_without_reading_it_again() {
         max_backoff: Duration::from_millis(300),
     });
     let coordinator = tree.store.coordinator(&tree.id, LockWait::Try).unwrap();
-    let record_path = tree.init_dir().join(".fedota-commit.fl_checkpoint");
-
-    coordinator
-        .commit_global_checkpoint(1, &mut &b"global of round 1"[..])
-        .unwrap();
-    let record_1 = fs::read(&record_path).unwrap();
-    coordinator
-        .commit_global_checkpoint(2, &mut &b"global of round 2"[..])
-        .unwrap();
-    let record_2 = fs::read(&record_path).unwrap();
 
     // The writer of round 2 stalls between its data and its record (the NFS lab saw
     // stalls of 3 s) and writes the record only after the reader has read the data.
-    replace(&record_path, &record_1);
+    let unfinished = Unfinished::global(&tree, &coordinator);
     let mut calls = 0;
     let read = std::thread::scope(|s| {
         coordinator.read_global_checkpoint(|r| {
             calls += 1;
             if calls == 1 {
-                let (path, bytes) = (&record_path, &record_2);
+                let unfinished = &unfinished;
                 s.spawn(move || {
                     std::thread::sleep(Duration::from_millis(50));
-                    replace(path, bytes);
+                    unfinished.land();
                 });
             }
             read_bytes(r)
@@ -568,7 +586,7 @@ fn data_read_before_its_record_landed_is_verified_without_reading_it_again() {
     })
     .unwrap();
 
-    assert_eq!(read.value, b"global of round 2");
+    assert_eq!(read.value, unfinished.data(2));
     assert_eq!(read.round(), Some(2));
     assert_eq!(
         calls, 1,
